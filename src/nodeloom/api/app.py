@@ -1,0 +1,78 @@
+"""`create_app(settings)`: the API's composition root. No engine, settings or app exists at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from nodeloom.api import errors
+from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from nodeloom.api.routes import executions, files, keys, nodes, workflows
+from nodeloom.settings import Settings
+from nodeloom.worker import Runtime
+
+log = logging.getLogger("nodeloom.api")
+
+WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               run_workers: bool | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else Settings())
+    rt = runtime or Runtime(settings)
+    workers_enabled = settings.embedded_workers if run_workers is None else run_workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(rt.worker.run(stop)) if workers_enabled else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await rt.aclose()
+
+    app = FastAPI(title="nodeloom", version="0.1.0", lifespan=lifespan,
+                  description="Node-based AI workflows as a REST API. See API.md for the contract.")
+    app.state.runtime = rt
+    errors.install(app)
+    for router in (executions.router, workflows.router, files.router, keys.router, nodes.router):
+        app.include_router(router)
+    _mount_dashboard(app)
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                           allow_methods=["*"], allow_headers=["*"],
+                           expose_headers=["X-Request-Id", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                                           "X-RateLimit-Reset", "Retry-After", "Idempotent-Replayed"])
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """Serve the built dashboard (web/dist) at `/`; unknown non-API GETs fall back to index.html
+    (client-side routes). API paths keep their 404/405 answers."""
+
+    def serve(path: str) -> Response | None:
+        if path.startswith("api/") or path in ("openapi.json", "docs", "redoc"):
+            return None
+        if not WEB_DIST.is_dir():
+            if path == "":
+                return JSONResponse({"name": "nodeloom", "api": "/api/v1", "docs": "/docs",
+                                     "dashboard": "not built (run `make web`)"})
+            return None
+        candidate = (WEB_DIST / path).resolve()
+        if path and candidate.is_file() and WEB_DIST.resolve() in candidate.parents:
+            return FileResponse(candidate)
+        return FileResponse(WEB_DIST / "index.html")
+
+    app.state.spa_fallback = serve

@@ -1,0 +1,131 @@
+"""Execute, poll, events (SSE), cancel, list and delete executions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from nodeloom.api.deps import BaseUrl, ExecuteScope, ManageScope, ReadScope, RuntimeDep
+from nodeloom.api.schemas import ExecuteBody
+from nodeloom.errors import Forbidden
+from nodeloom.types import TERMINAL_STATUSES
+
+router = APIRouter(prefix="/api/v1/workflows", tags=["executions"])
+
+PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.I)
+
+
+def prefer_wait(header: str | None) -> float:
+    if not header:
+        return 0.0
+    m = PREFER_WAIT.search(header)
+    return min(60.0, float(m.group(1))) if m else 0.0
+
+
+async def wait_for_end(rt: Any, *, account_id: str, execution_id: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = await run_in_threadpool(rt.executions.status, account_id=account_id, execution_id=execution_id)
+        if status in TERMINAL_STATUSES:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await rt.hub.wait(execution_id, min(left, 1.0))
+
+
+@router.post("/{workflow_id}/execute", status_code=202)
+async def execute(workflow_id: str, body: ExecuteBody, request: Request, rt: RuntimeDep, p: ExecuteScope,
+                  base: BaseUrl, prefer: str | None = Header(default=None)) -> Response:
+    if body.version == "draft" and "manage" not in p.scopes:
+        raise Forbidden("running the draft needs scope 'manage'")
+    payload = body.model_dump(exclude_none=True)
+    sub = await run_in_threadpool(rt.executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
+                                  body=payload)
+    accepted = await run_in_threadpool(rt.executions.submit, account_id=p.account_id, sub=sub)
+    wait = prefer_wait(prefer)
+    if wait > 0 and await wait_for_end(rt, account_id=p.account_id, execution_id=accepted["executionId"],
+                                       seconds=wait):
+        poll = await run_in_threadpool(rt.executions.poll, account_id=p.account_id,
+                                       execution_id=accepted["executionId"], base_url=base)
+        return JSONResponse(poll, status_code=200)
+    return JSONResponse(accepted, status_code=202)
+
+
+@router.get("/executions")
+def list_executions(rt: RuntimeDep, p: ReadScope, workflowId: str | None = None, status: str | None = None,
+                    limit: int = Query(default=20, ge=1, le=100), cursor: str | None = None) -> dict[str, Any]:
+    return rt.executions.list(account_id=p.account_id, workflow_id=workflowId, status=status, limit=limit,
+                              cursor=cursor)
+
+
+@router.get("/executions/{execution_id}/poll")
+def poll(execution_id: str, rt: RuntimeDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
+    return rt.executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
+
+
+@router.get("/executions/{execution_id}")
+def get_execution(execution_id: str, rt: RuntimeDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
+    return rt.executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
+
+
+@router.post("/executions/{execution_id}/cancel", status_code=202)
+def cancel(execution_id: str, rt: RuntimeDep, p: ExecuteScope) -> dict[str, Any]:
+    return rt.executions.cancel(account_id=p.account_id, execution_id=execution_id)
+
+
+@router.delete("/executions/{execution_id}", status_code=204)
+def delete_execution(execution_id: str, rt: RuntimeDep, p: ManageScope) -> Response:
+    rt.executions.delete(account_id=p.account_id, execution_id=execution_id)
+    return Response(status_code=204)
+
+
+@router.get("/executions/{execution_id}/events")
+async def events(execution_id: str, request: Request, rt: RuntimeDep, p: ReadScope, base: BaseUrl,
+                 last_event_id: str | None = Header(default=None),
+                 lastEventId: str | None = Query(default=None)) -> StreamingResponse:
+    resume = last_event_id or lastEventId
+    after = int(resume) if resume and resume.isdigit() else 0
+    # the first read happens before the response starts, so an unknown id is a clean 404
+    first, status = await run_in_threadpool(rt.executions.events_after, account_id=p.account_id,
+                                            execution_id=execution_id, after=after)
+    interval = rt.settings.poll_interval_seconds
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal after
+        batch, current = first, status
+        idle = 0.0
+        while True:
+            for e in batch:
+                data = rt.files.render(e.data, base)
+                yield f"id: {e.seq}\nevent: {e.type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+                after = e.seq
+                if e.type.startswith("execution.") and e.type != "execution.started":
+                    return
+            if not batch and current in TERMINAL_STATUSES:
+                return
+            if batch:
+                idle = 0.0
+            elif idle >= 15.0:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+            if not batch:
+                started = time.monotonic()
+                await rt.hub.wait(execution_id, max(interval, 1.0))
+                idle += time.monotonic() - started
+            batch, current = await run_in_threadpool(rt.executions.events_after, account_id=p.account_id,
+                                                     execution_id=execution_id, after=after)
+            await asyncio.sleep(0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

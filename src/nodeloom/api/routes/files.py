@@ -1,0 +1,52 @@
+"""Uploads (multipart) and signed, expiring file downloads."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from fastapi import APIRouter, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from nodeloom.api.deps import BaseUrl, ExecuteScope, RuntimeDep
+from nodeloom.errors import PayloadTooLarge, ValidationFailed
+
+router = APIRouter(prefix="/api/v1", tags=["files"])
+
+ALLOWED_PREFIXES = ("image/", "video/", "audio/", "text/", "application/json", "application/pdf",
+                    "application/octet-stream")
+
+
+@router.post("/uploads", status_code=201)
+async def upload(request: Request, rt: RuntimeDep, p: ExecuteScope, base: BaseUrl) -> dict[str, Any]:
+    form = await request.form(max_files=1, max_fields=10, max_part_size=rt.settings.max_upload_bytes)
+    file = form.get("file")
+    if not isinstance(file, UploadFile) and not hasattr(file, "read"):
+        raise ValidationFailed("send the file as multipart/form-data field 'file'",
+                               [{"path": "file", "message": "missing file field"}])
+    limit = rt.settings.max_upload_bytes
+    data = await file.read(limit + 1)  # type: ignore[union-attr]
+    await form.close()
+    if len(data) > limit:
+        raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
+    if not data:
+        raise ValidationFailed("the file is empty", [{"path": "file", "message": "empty file"}])
+    ctype = (getattr(file, "content_type", None) or mimetypes.guess_type(getattr(file, "filename", "") or "")[0]
+             or "application/octet-stream").split(";")[0].strip().lower()
+    if not ctype.startswith(ALLOWED_PREFIXES):
+        raise ValidationFailed(f"unsupported content type {ctype}", [{"path": "file", "message": "unsupported type"}])
+    stored = await run_in_threadpool(rt.files.store, account_id=p.account_id, data=data, content_type=ctype,
+                                     name=getattr(file, "filename", None))
+    out: dict[str, Any] = {"fileId": stored.id, "url": base + rt.files.signed_path(stored.id),
+                           "contentType": stored.content_type, "size": stored.size}
+    if stored.width is not None:
+        out["width"], out["height"] = stored.width, stored.height
+    return out
+
+
+@router.get("/files/{file_id}")
+def download(file_id: str, rt: RuntimeDep, exp: str | None = None, sig: str | None = None) -> FileResponse:
+    row = rt.files.verify(file_id, exp, sig)
+    path = rt.files.blobs.path(row.blob_key)
+    return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})

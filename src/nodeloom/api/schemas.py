@@ -1,0 +1,46 @@
+"""Request bodies (XCreate/XUpdate). Responses are built by the services in the API.md shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WorkflowCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    graph: dict[str, Any]
+
+
+class WorkflowUpdate(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    graph: dict[str, Any] | None = None
+
+
+class GraphBody(Body):
+    graph: Any
+
+
+class ExecuteBody(Body):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    version: int | Literal["draft"] | None = None
+    webhookUrl: str | None = Field(default=None, max_length=2048)
+    webhookEvents: list[Literal["started", "node.completed", "completed", "failed", "cancelled"]] | None = None
+
+
+class EstimateBody(Body):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    version: int | Literal["draft"] | None = None
+
+
+class KeyCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1)
+    expiresAt: datetime | None = None

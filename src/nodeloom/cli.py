@@ -1,0 +1,196 @@
+"""The `nodeloom` command: serve, worker, migrate, accounts, keys, nodes, run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nodeloom.settings import Settings
+
+app = typer.Typer(help="nodeloom: node-based AI workflows as a REST API.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _runtime(migrate: bool = True) -> Any:
+    from nodeloom.worker import Runtime
+
+    return Runtime(Settings(), migrate=migrate)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) to NODELOOM_DATABASE_URL or the embedded SQLite file."""
+    from nodeloom.storage.migrate import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    console.print(f"[green]database is up to date[/] ({settings.resolved_database_url.split('?')[0]})")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+          demo: Annotated[bool, typer.Option(help="Create (once) and print a demo account")] = False) -> None:
+    """Run the API server with its embedded workers (SQLite + local files on the embedded default)."""
+    import uvicorn
+
+    from nodeloom.api import create_app
+    from nodeloom.demo import ensure_demo
+
+    settings = Settings()
+    from nodeloom.worker import Runtime
+
+    rt = Runtime(settings, migrate=True)
+    if demo:
+        creds = ensure_demo(rt)
+        url = f"http://{host}:{port}"
+        console.print(f"\n[bold green]nodeloom is starting at {url}[/]  (API docs: {url}/docs)")
+        console.print(f"  demo account: {creds['accountId']}")
+        console.print(f"  API key:      [bold]{creds['apiKey']}[/]")
+        if creds.get("workflowId"):
+            console.print(f"  demo workflow: {creds['workflowId']}")
+        if creds.get("email"):
+            console.print(f"  dashboard login: {creds['email']} / {creds['password']}")
+        console.print(f"  (saved in {creds['path']})\n")
+        console.print(f"  try: curl -s -X POST {url}/api/v1/workflows/{creds.get('workflowId')}/execute "
+                      f"-H 'Authorization: Bearer {creds['apiKey']}' -H 'Content-Type: application/json' "
+                      "-d '{\"inputs\": {}}'\n")
+    uvicorn.run(create_app(settings, runtime=rt), host=host, port=port, log_level="info", access_log=False)
+
+
+@accounts_app.command("create")
+def accounts_create(name: Annotated[str, typer.Option(help="Account name")],
+                    plan: Annotated[str, typer.Option(help="free | starter | pro | enterprise")] = "free",
+                    credits: Annotated[float, typer.Option(help="Initial credits")] = 0,
+                    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
+    """Create an account and an API key with every scope."""
+    from nodeloom.errors import ApiError
+    from nodeloom.types import ALL_SCOPES
+
+    rt = _runtime()
+    try:
+        account = rt.accounts.create_account(name=name, plan=plan, credits=credits)
+        _row, token = rt.accounts.create_key(account_id=account.id, name="default", scopes=list(ALL_SCOPES))
+    except ApiError as exc:
+        err_console.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps({"accountId": account.id, "apiKey": token}))
+    else:
+        console.print(f"account [bold]{account.id}[/] ({plan}); API key: [bold]{token}[/] (shown once)")
+
+
+@keys_app.command("create")
+def keys_create(account: Annotated[str, typer.Option(help="Account id (acct_...)")],
+                scopes: Annotated[str, typer.Option(help="Comma-separated: execute,read,usage,manage")] = "execute,read",
+                name: Annotated[str, typer.Option(help="Key name")] = "cli",
+                as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
+    """Create an API key for an account."""
+    from nodeloom.errors import ApiError
+
+    rt = _runtime()
+    try:
+        row, token = rt.accounts.create_key(account_id=account, name=name,
+                                            scopes=[s.strip() for s in scopes.split(",") if s.strip()])
+    except ApiError as exc:
+        err_console.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps({"id": row.id, "accountId": account, "apiKey": token, "scopes": list(row.scopes)}))
+    else:
+        console.print(f"key [bold]{row.id}[/]: [bold]{token}[/] (shown once)")
+
+
+@app.command("nodes")
+def nodes_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON")] = False) -> None:
+    """List the node catalogue."""
+    from nodeloom.engine.registry import Registry
+    from nodeloom.nodes import builtin_nodes
+
+    catalogue = Registry(builtin_nodes()).catalogue()
+    if as_json:
+        print(json.dumps({"data": catalogue}, indent=2))
+        return
+    table = Table(title=f"{len(catalogue)} node types")
+    for col in ("type", "inputs", "outputs", "credits", "resources", "available"):
+        table.add_column(col)
+    for n in catalogue:
+        table.add_row(n["type"], ", ".join(f"{p['name']}:{p['type']}" for p in n["inputs"]),
+                      ", ".join(f"{p['name']}:{p['type']}" for p in n["outputs"]), json.dumps(n["credits"]),
+                      n["resources"], "yes" if n["available"] else f"no: {n['unavailableReason']}")
+    console.print(table)
+
+
+@app.command("run")
+def run_cmd(graph_file: Annotated[Path, typer.Argument(help="Graph JSON (a graph or a workflow with 'graph')")],
+            inputs: Annotated[list[str], typer.Option("-i", "--input", help="name=value (value parsed as JSON "
+                                                      "when it can be; @path reads an image file)")] = [],  # noqa: B006
+            out: Annotated[Path, typer.Option("--out", "-o", help="Folder for outputs")] = Path("outputs")) -> None:
+    """Run a graph locally (no server) with a live progress display; write outputs to a folder."""
+    from nodeloom.localrun import run_local
+
+    try:
+        raw = json.loads(graph_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        err_console.print(f"[red]cannot read {graph_file}:[/] {exc}")
+        raise typer.Exit(2) from exc
+    values: dict[str, Any] = {}
+    for item in inputs:
+        name, sep, value = item.partition("=")
+        if not sep:
+            err_console.print(f"[red]bad input {item!r}[/]: use name=value")
+            raise typer.Exit(2)
+        try:
+            values[name] = json.loads(value)
+        except json.JSONDecodeError:
+            values[name] = value
+    code = asyncio.run(run_local(raw.get("graph", raw), values, out, console))
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu,io,gpu")] = "cpu,io,gpu",
+           concurrency: Annotated[int, typer.Option(help="Executions at once")] = 4) -> None:
+    """Run a standalone worker against the shared database (the `sql` queue)."""
+    from nodeloom.worker import Runtime, Worker
+
+    settings = Settings()
+    rt = Runtime(settings, migrate=False)
+    w = Worker(queue=rt.queue, runner=rt.runner, concurrency=concurrency,
+               poll_interval=settings.poll_interval_seconds, queues=tuple(q.strip() for q in queues.split(",")))
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await w.run(stop)
+        await rt.aclose()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The demo account `make run` creates once: an account, a key, a sample image and a published workflow."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from nodeloom.types import ALL_SCOPES
+
+CREDENTIALS = "demo-credentials.json"
+
+
+def sample_image() -> bytes:
+    """A 640x400 gradient with shapes, drawn here so the demo needs no download."""
+    im = Image.new("RGB", (640, 400))
+    px = im.load()
+    for y in range(400):
+        for x in range(640):
+            px[x, y] = (40 + x * 180 // 640, 60 + y * 120 // 400, 160)
+    d = ImageDraw.Draw(im)
+    d.ellipse((220, 110, 420, 310), fill=(250, 200, 60))
+    d.rectangle((40, 300, 200, 380), fill=(30, 30, 30))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def demo_graph(file_id: str) -> dict[str, Any]:
+    return {"nodes": [
+        {"id": "photo", "type": "input.image", "params": {"name": "image", "default": file_id},
+         "position": {"x": 0, "y": 0}},
+        {"id": "size", "type": "input.integer", "params": {"name": "width", "default": 320, "min": 16, "max": 4096},
+         "position": {"x": 0, "y": 160}},
+        {"id": "title", "type": "input.text", "params": {"name": "title", "default": "nodeloom"},
+         "position": {"x": 0, "y": 320}},
+        {"id": "resize", "type": "image.resize", "inputs": {"image": {"from": "photo", "output": "image"}},
+         "params": {"width": 320, "height": 320, "mode": "fit"}, "position": {"x": 300, "y": 0}},
+        {"id": "caption", "type": "text.template", "inputs": {"text": {"from": "title", "output": "text"}},
+         "params": {"template": "{{ text | upper }} demo: resized to fit 320x320"}, "position": {"x": 300, "y": 320}},
+        {"id": "out_image", "type": "output.image", "inputs": {"image": {"from": "resize", "output": "image"}},
+         "params": {"name": "image"}, "position": {"x": 600, "y": 0}},
+        {"id": "out_caption", "type": "output.text", "inputs": {"text": {"from": "caption", "output": "text"}},
+         "params": {"name": "caption"}, "position": {"x": 600, "y": 320}},
+    ]}
+
+
+def ensure_demo(rt: Any) -> dict[str, Any]:
+    """Create the demo once; on later starts read back and return the same credentials."""
+    path = Path(rt.settings.data_dir) / CREDENTIALS
+    if path.exists():
+        creds = json.loads(path.read_text())
+        try:
+            rt.accounts.authenticate(creds["apiKey"])
+            return {**creds, "path": str(path.resolve())}
+        except Exception:  # the database was reset: make a new demo
+            pass
+    account = rt.accounts.create_account(name="Demo", plan="pro", credits=1000)
+    _row, token = rt.accounts.create_key(account_id=account.id, name="demo", scopes=list(ALL_SCOPES))
+    stored = rt.files.store(account_id=account.id, data=sample_image(), content_type="image/png", name="sample.png")
+    wf = rt.workflows.create(account_id=account.id, name="Resize and caption",
+                             description="Resizes the sample image (or yours) and writes a caption.",
+                             graph=demo_graph(stored.id))
+    rt.workflows.publish(account_id=account.id, workflow_id=wf["id"])
+    creds: dict[str, Any] = {"accountId": account.id, "apiKey": token, "workflowId": wf["id"],
+                             "sampleFileId": stored.id}
+    extra = getattr(rt, "demo_user_hook", None)
+    if extra is not None:
+        creds.update(extra(account.id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(creds, f, indent=2)
+    os.chmod(path, 0o600)
+    return {**creds, "path": str(path.resolve())}

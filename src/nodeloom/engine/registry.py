@@ -1,0 +1,57 @@
+"""A registry *instance* of node types. Packs return lists of classes; nothing registers on import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from nodeloom.engine.node import Node
+from nodeloom.engine.schema import valid_type
+
+AvailabilityHook = Callable[[type[Node]], str | None]
+
+
+class Registry:
+    """Node types by name. `availability_hook` adds run-time reasons (e.g. a vendor key not configured)."""
+
+    def __init__(self, node_types: Iterable[type[Node]] = (), *, availability_hook: AvailabilityHook | None = None):
+        self._types: dict[str, type[Node]] = {}
+        self._hook = availability_hook
+        self._available: dict[str, str | None] = {}
+        for t in node_types:
+            self.add(t)
+
+    def add(self, node_type: type[Node]) -> None:
+        if not node_type.type or "." not in node_type.type:
+            raise ValueError(f"node type name must be 'category.name': {node_type.type!r}")
+        if node_type.type in self._types:
+            raise ValueError(f"duplicate node type {node_type.type}")
+        for port in (*node_type.inputs, *node_type.outputs, *node_type.params):
+            if not valid_type(port.type):
+                raise ValueError(f"{node_type.type}.{port.name}: unknown port type {port.type}")
+        self._types[node_type.type] = node_type
+
+    def get(self, name: str) -> type[Node] | None:
+        return self._types.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[type[Node]]:
+        return iter(sorted(self._types.values(), key=lambda t: t.type))
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def unavailable_reason(self, name: str) -> str | None:
+        """None when the node type can run here, else why not (computed once per registry)."""
+        if name not in self._available:
+            node_type = self._types[name]
+            reason = node_type.availability()
+            if reason is None and self._hook is not None:
+                reason = self._hook(node_type)
+            self._available[name] = reason
+        return self._available[name]
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        return [t.spec(unavailable_reason=self.unavailable_reason(t.type)) for t in self]

@@ -1,0 +1,18 @@
+"""Built-in node packs. Each module exposes `nodes() -> list[type[Node]]`; nothing registers on import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+from nodeloom.engine.node import Node
+
+PACKS: tuple[str, ...] = ("nodeloom.nodes.core",)
+
+
+def builtin_nodes(packs: tuple[str, ...] = PACKS) -> list[type[Node]]:
+    out: list[type[Node]] = []
+    for name in packs:
+        factory: Callable[[], list[type[Node]]] = import_module(name).nodes
+        out.extend(factory())
+    return out

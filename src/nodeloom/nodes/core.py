@@ -1,0 +1,215 @@
+"""The core pack: workflow inputs and outputs, text templating, image resize, delay."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from PIL import Image
+
+from nodeloom.engine.errors import NodeError
+from nodeloom.engine.node import Context, Node
+from nodeloom.engine.schema import Param, Port, check_value
+
+NAME = Param("name", "text", required=True, description="The name callers use for this input or output",
+             max_length=64)
+REQUIRED = Param("required", "boolean", default=False, description="Refuse executions that omit this input")
+
+
+class InputNode(Node):
+    """Reads the execution input named by param `name`, falling back to `default`."""
+
+    role = "input"
+    category_label = "Inputs"
+    value_type: ClassVar[str] = "any"
+
+    async def run(self, ctx: Context, **kwargs: Any) -> dict[str, Any]:
+        name = kwargs.get("name")
+        value = ctx.inputs.get(name, kwargs.get("default")) if name else kwargs.get("default")
+        if value is None and kwargs.get("required"):
+            raise NodeError(f"input '{name}' is required", code="missing_input")
+        return {self.outputs[0].name: await self.convert(ctx, value)}
+
+    async def convert(self, ctx: Context, value: Any) -> Any:
+        return value
+
+    @classmethod
+    def check_input(cls, value: Any, params: dict[str, Any]) -> tuple[Any, str | None]:
+        default = cls.param("default")
+        return check_value(
+            cls.value_type, value,
+            minimum=params.get("min", default.min if default else None),
+            maximum=params.get("max", default.max if default else None),
+            enum=tuple(params["options"]) if params.get("options") else None,
+        )
+
+
+class InputText(InputNode):
+    type = "input.text"
+    display_name = "Text input"
+    description = "A text parameter of the workflow (for example a prompt)."
+    value_type = "text"
+    params = (NAME, Param("default", "text", multiline=True), REQUIRED)
+    outputs = (Port("text", "text"),)
+
+
+class InputNumber(InputNode):
+    type = "input.number"
+    display_name = "Number input"
+    description = "A numeric parameter of the workflow."
+    value_type = "number"
+    params = (NAME, Param("default", "number"), REQUIRED, Param("min", "number"), Param("max", "number"))
+    outputs = (Port("value", "number"),)
+
+
+class InputInteger(InputNode):
+    type = "input.integer"
+    display_name = "Integer input"
+    description = "A whole-number parameter of the workflow (counts, sizes, seeds)."
+    value_type = "integer"
+    params = (NAME, Param("default", "integer"), REQUIRED, Param("min", "integer"), Param("max", "integer"))
+    outputs = (Port("value", "integer"),)
+
+
+class InputBoolean(InputNode):
+    type = "input.boolean"
+    display_name = "Boolean input"
+    description = "A yes/no parameter of the workflow."
+    value_type = "boolean"
+    params = (NAME, Param("default", "boolean"), REQUIRED)
+    outputs = (Port("value", "boolean"),)
+
+
+class InputImage(InputNode):
+    type = "input.image"
+    display_name = "Image input"
+    description = "An image given as an uploaded fileId, an https URL (fetched through the address guard) or a data: URI."
+    value_type = "image"
+    deterministic = True
+    resources = "io"
+    params = (NAME, Param("default", "image"), REQUIRED)
+    outputs = (Port("image", "image"),)
+
+    async def convert(self, ctx: Context, value: Any) -> Any:
+        if value is None:
+            raise NodeError("no image was given", code="missing_input")
+        return await ctx.service("media").load_image(value, account_id=ctx.account_id)
+
+
+class OutputNode(Node):
+    role = "output"
+    deterministic = True
+
+    async def run(self, ctx: Context, **kwargs: Any) -> dict[str, Any]:
+        return {"value": kwargs.get(self.inputs[0].name)}
+
+
+class OutputText(OutputNode):
+    type = "output.text"
+    display_name = "Text output"
+    description = "Publishes text as a named output of the workflow."
+    inputs = (Port("text", "text"),)
+    params = (NAME,)
+
+
+class OutputImage(OutputNode):
+    type = "output.image"
+    display_name = "Image output"
+    description = "Publishes an image as a named output (a signed, expiring URL in the poll body)."
+    inputs = (Port("image", "image"),)
+    params = (NAME, Param("format", "text", default="png", enum=("png", "jpeg", "webp")))
+
+
+class OutputJson(OutputNode):
+    type = "output.json"
+    display_name = "JSON output"
+    description = "Publishes any JSON value as a named output."
+    inputs = (Port("value", "any"),)
+    params = (NAME,)
+
+
+_SANDBOX = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class TextTemplate(Node):
+    type = "text.template"
+    display_name = "Text template"
+    description = "Renders a Jinja2 template (sandboxed) that sees `text` and every key of `values`."
+    inputs = (Port("text", "text", required=False, default=""), Port("values", "json", required=False))
+    params = (Param("template", "text", default="{{ text }}", multiline=True, max_length=20000),)
+    outputs = (Port("text", "text"),)
+
+    async def run(self, ctx: Context, *, template: str, text: str = "", values: Any = None) -> dict[str, Any]:
+        scope: dict[str, Any] = {}
+        if isinstance(values, dict):
+            scope.update({str(k): v for k, v in values.items()})
+        elif values is not None:
+            scope["values"] = values
+        scope["text"] = text
+        try:
+            rendered = _SANDBOX.from_string(template).render(**scope)
+        except TemplateError as exc:
+            raise NodeError(f"template error: {exc}", code="template_error") from exc
+        if len(rendered) > 1_000_000:
+            raise NodeError("rendered text exceeds 1,000,000 characters", code="template_error")
+        return {"text": rendered}
+
+
+def resize_image(image: Image.Image, width: int, height: int, mode: str) -> Image.Image:
+    if mode == "stretch":
+        return image.resize((width, height), Image.Resampling.LANCZOS)
+    if mode == "fill":
+        scale = max(width / image.width, height / image.height)
+        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        scaled = image.resize((w, h), Image.Resampling.LANCZOS)
+        left, top = (w - width) // 2, (h - height) // 2
+        return scaled.crop((left, top, left + width, top + height))
+    scale = min(width / image.width, height / image.height)
+    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    return image.resize((w, h), Image.Resampling.LANCZOS)
+
+
+class ImageResize(Node):
+    type = "image.resize"
+    display_name = "Resize image"
+    description = ("Resizes an image: `fit` keeps the aspect ratio inside the box, `fill` covers the box and "
+                   "crops the overflow, `stretch` ignores the aspect ratio.")
+    inputs = (Port("image", "image"),)
+    params = (
+        Param("width", "integer", default=512, min=1, max=8192),
+        Param("height", "integer", default=512, min=1, max=8192),
+        Param("mode", "text", default="fit", enum=("fit", "fill", "stretch")),
+    )
+    outputs = (Port("image", "image"),)
+
+    async def run(self, ctx: Context, *, image: Image.Image, width: int, height: int, mode: str) -> dict[str, Any]:
+        return {"image": await ctx.run_cpu(resize_image, image, width, height, mode)}
+
+
+class UtilDelay(Node):
+    type = "util.delay"
+    display_name = "Delay"
+    description = "Waits `seconds`, then passes its input through unchanged (useful for testing and pacing)."
+    inputs = (Port("value", "any", required=False),)
+    params = (Param("seconds", "number", default=1.0, min=0, max=3600),)
+    outputs = (Port("value", "any"),)
+    deterministic = False
+    resources = "io"
+
+    async def run(self, ctx: Context, *, seconds: float, value: Any = None) -> dict[str, Any]:
+        step = 0.05
+        waited = 0.0
+        while waited < seconds:
+            chunk = min(step, seconds - waited)
+            await asyncio.sleep(chunk)
+            waited += chunk
+            if seconds >= 1 and int((waited - chunk) * 4 / seconds) != int(waited * 4 / seconds):
+                await ctx.progress(waited / seconds)
+        return {"value": value}
+
+
+def nodes() -> list[type[Node]]:
+    return [InputText, InputNumber, InputInteger, InputBoolean, InputImage, OutputText, OutputImage, OutputJson,
+            TextTemplate, ImageResize, UtilDelay]

@@ -1,0 +1,1 @@
+"""Services: the only layer that composes engine, storage, queue, providers and media."""

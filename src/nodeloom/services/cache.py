@@ -1,0 +1,47 @@
+"""The node-output cache: per account, bounded (LRU), live values kept by reference."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+
+class MemoryCache:
+    def __init__(self, max_entries_per_account: int):
+        self.max_entries = max_entries_per_account
+        self._lock = threading.Lock()
+        self._accounts: dict[str, OrderedDict[str, dict[str, Any]]] = {}
+
+    def for_account(self, account_id: str) -> AccountCache:
+        return AccountCache(self, account_id)
+
+    def get(self, account_id: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            entries = self._accounts.get(account_id)
+            if entries is None or key not in entries:
+                return None
+            entries.move_to_end(key)
+            return entries[key]
+
+    def put(self, account_id: str, key: str, outputs: dict[str, Any]) -> None:
+        if self.max_entries <= 0:
+            return
+        with self._lock:
+            entries = self._accounts.setdefault(account_id, OrderedDict())
+            entries[key] = outputs
+            entries.move_to_end(key)
+            while len(entries) > self.max_entries:
+                entries.popitem(last=False)
+
+
+class AccountCache:
+    def __init__(self, cache: MemoryCache, account_id: str):
+        self._cache = cache
+        self._account = account_id
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return self._cache.get(self._account, key)
+
+    async def put(self, key: str, outputs: dict[str, Any]) -> None:
+        self._cache.put(self._account, key, outputs)

@@ -1,0 +1,64 @@
+"""The Environment nodes run in: a process pool for CPU-heavy work, services, secrets, node memory."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from nodeloom.storage.db import Database
+from nodeloom.storage.models import ExecutionNode
+
+T = TypeVar("T")
+
+
+def make_process_pool(size: int) -> Executor | None:
+    """A spawn-based pool (fork is unsafe beside threads and an event loop); None means threads."""
+    if size <= 0:
+        return None
+    return ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+
+
+class ExecutionEnvironment:
+    def __init__(self, *, db: Database, execution_id: str, pool: Executor | None,
+                 services: Mapping[str, Any], secrets: Mapping[str, str], memory: dict[str, dict[str, Any]]):
+        self.db = db
+        self.execution_id = execution_id
+        self.pool = pool
+        self._services = services
+        self._secrets = secrets
+        self._memory = memory
+
+    async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
+        if self.pool is None:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def run_thread(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    def service(self, name: str) -> Any:
+        if name not in self._services:
+            raise LookupError(f"service '{name}' is not configured on this server")
+        return self._services[name]
+
+    def secret(self, name: str) -> str | None:
+        return self._secrets.get(name)
+
+    async def remember(self, node_id: str, key: str, value: Any) -> None:
+        self._memory.setdefault(node_id, {})[key] = value
+        await asyncio.to_thread(self._persist, node_id)
+
+    def _persist(self, node_id: str) -> None:
+        with self.db.write() as s:
+            row = s.scalar(select(ExecutionNode).where(ExecutionNode.execution_id == self.execution_id,
+                                                       ExecutionNode.node_id == node_id))
+            if row is not None:
+                row.memory = dict(self._memory[node_id])
+
+    def recalled(self, node_id: str, key: str) -> Any:
+        return self._memory.get(node_id, {}).get(key)

@@ -1,0 +1,235 @@
+"""Executions: submit (one transaction: execution + nodes + job), poll, list, events, cancel, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from nodeloom.clock import Clock, iso
+from nodeloom.engine.graph import Graph
+from nodeloom.engine.schema import MEDIA_TYPES
+from nodeloom.errors import Conflict, NotFound, ValidationFailed
+from nodeloom.queue.base import QueueBackend
+from nodeloom.services.files import FileService
+from nodeloom.services.hub import EventHub
+from nodeloom.services.ids import new_id
+from nodeloom.services.workflows import WorkflowService, decode_cursor, encode_cursor
+from nodeloom.storage.db import Database
+from nodeloom.storage.models import Execution, ExecutionEvent, ExecutionNode, Job
+from nodeloom.types import TERMINAL_STATUSES
+
+STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+
+
+@dataclass
+class Submission:
+    """Everything execute needs once the request passed validation."""
+
+    workflow_id: str
+    version: int | None
+    graph_json: dict[str, Any]
+    graph: Graph
+    inputs: dict[str, Any]
+    webhook_url: str | None = None
+    webhook_events: list[str] | None = None
+
+
+def queue_for(graph: Graph) -> str:
+    """Route by the resources the graph's nodes need: any gpu node → gpu; only io nodes → io; else cpu."""
+    kinds = {node.type.resources for node in graph.nodes.values() if node.type.role == "node"}
+    if "gpu" in kinds:
+        return "gpu"
+    if kinds and kinds <= {"io"}:
+        return "io"
+    return "cpu"
+
+
+def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
+    """Unknown names, wrong types and missing required inputs → 422 with paths."""
+    if inputs is None:
+        inputs = {}
+    if not isinstance(inputs, dict):
+        raise ValidationFailed("inputs must be an object", [{"path": "inputs", "message": "expected an object"}])
+    schema = {item["name"]: item for item in graph.inputs_schema()}
+    errors: list[dict[str, str]] = []
+    clean: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if name not in schema:
+            errors.append({"path": f"inputs.{name}", "message": f"unknown input '{name}'; this workflow takes "
+                           + (", ".join(sorted(schema)) or "no inputs")})
+            continue
+        node = graph.nodes[schema[name]["nodeId"]]
+        value, problem = node.type.check_input(value, node.params)  # type: ignore[attr-defined]
+        if problem is None and schema[name]["type"] in MEDIA_TYPES:
+            ref = value.get("fileId") or value.get("url") if isinstance(value, dict) else value
+            if not isinstance(ref, str) or not ref.startswith(("file_", "https://", "http://", "data:")):
+                problem = "expected a fileId, an https URL or a data: URI"
+        if problem:
+            errors.append({"path": f"inputs.{name}", "message": problem})
+        clean[name] = value
+    for name, item in schema.items():
+        if item["required"] and name not in clean and item["default"] is None:
+            errors.append({"path": f"inputs.{name}", "message": f"missing required input '{name}'"})
+    if errors:
+        raise ValidationFailed("the inputs do not match the workflow", errors, code="invalid_inputs")
+    return clean
+
+
+class ExecutionService:
+    def __init__(self, db: Database, *, workflows: WorkflowService, queue: QueueBackend, files: FileService,
+                 hub: EventHub, clock: Clock):
+        self.db = db
+        self.workflows = workflows
+        self.queue = queue
+        self.files = files
+        self.hub = hub
+        self.clock = clock
+        self.on_enqueue: list[Any] = []
+
+    def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any]) -> Submission:
+        version = body.get("version")
+        if version is not None and version != "draft" and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ValidationFailed("version must be a number or \"draft\"",
+                                   [{"path": "version", "message": "expected an integer or \"draft\""}])
+        wf, graph_json, resolved = self.workflows.graph_for_run(account_id=account_id, workflow_id=workflow_id,
+                                                                version=version)
+        graph = self.workflows.check_graph(graph_json)
+        inputs = check_inputs(graph, body.get("inputs"))
+        return Submission(workflow_id=wf.id, version=resolved, graph_json=graph_json, graph=graph, inputs=inputs,
+                          webhook_url=body.get("webhookUrl"), webhook_events=body.get("webhookEvents"))
+
+    def create(self, session: Any, *, account_id: str, sub: Submission, execution_id: str | None = None) -> Execution:
+        """Add the execution, its node rows and its job to `session` (the caller's transaction)."""
+        now = self.clock.now()
+        ex = Execution(id=execution_id or new_id("ex"), account_id=account_id, workflow_id=sub.workflow_id,
+                       version=sub.version, graph=sub.graph_json, inputs=sub.inputs, status="QUEUED", progress=0.0,
+                       webhook_url=sub.webhook_url, webhook_events=sub.webhook_events, event_seq=0, attempts=0,
+                       created_at=now)
+        session.add(ex)
+        session.flush()
+        session.add_all([ExecutionNode(execution_id=ex.id, node_id=nid, node_type=node.type.type, status="QUEUED",
+                                       memory={}) for nid, node in sub.graph.nodes.items()])
+        self.queue.enqueue(session, execution_id=ex.id, account_id=account_id, queue=queue_for(sub.graph))
+        return ex
+
+    def submit(self, *, account_id: str, sub: Submission) -> dict[str, Any]:
+        with self.db.write() as s:
+            ex = self.create(s, account_id=account_id, sub=sub)
+        self.enqueued()
+        return self.accepted(ex.id)
+
+    def enqueued(self) -> None:
+        for callback in self.on_enqueue:
+            callback()
+
+    @staticmethod
+    def accepted(execution_id: str) -> dict[str, Any]:
+        return {"executionId": execution_id, "status": "QUEUED",
+                "pollUrl": f"/api/v1/workflows/executions/{execution_id}/poll"}
+
+    # reading ------------------------------------------------------------------------------------------
+    def _get(self, s: Any, account_id: str, execution_id: str) -> Execution:
+        ex = s.get(Execution, execution_id)
+        if ex is None or ex.account_id != account_id:
+            raise NotFound("execution not found")
+        return ex
+
+    def status(self, *, account_id: str, execution_id: str) -> str:
+        with self.db.read() as s:
+            return self._get(s, account_id, execution_id).status
+
+    def poll(self, *, account_id: str, execution_id: str, base_url: str = "") -> dict[str, Any]:
+        with self.db.read() as s:
+            ex = self._get(s, account_id, execution_id)
+            nodes = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
+            position = self.queue.position(s, ex.id) if ex.status == "QUEUED" else None
+        render = self.files.render
+        body: dict[str, Any] = {
+            "executionId": ex.id, "workflowId": ex.workflow_id,
+            "version": ex.version if ex.version is not None else "draft",
+            "status": ex.status, "progress": round(ex.progress, 4),
+            "createdAt": iso(ex.created_at), "startedAt": iso(ex.started_at), "completedAt": iso(ex.completed_at),
+            "creditsUsed": float(ex.credits_used),
+            "outputs": render(ex.outputs or {}, base_url),
+            "nodes": {n.node_id: _node_public(n, render, base_url) for n in nodes},
+            "error": ex.error,
+        }
+        if ex.status == "QUEUED":
+            body["queuePosition"] = position if position is not None else 0
+        return body
+
+    def summary(self, ex: Execution) -> dict[str, Any]:
+        return {"executionId": ex.id, "workflowId": ex.workflow_id,
+                "version": ex.version if ex.version is not None else "draft", "status": ex.status,
+                "progress": round(ex.progress, 4), "createdAt": iso(ex.created_at), "startedAt": iso(ex.started_at),
+                "completedAt": iso(ex.completed_at), "creditsUsed": float(ex.credits_used), "error": ex.error}
+
+    def list(self, *, account_id: str, workflow_id: str | None, status: str | None, limit: int,
+             cursor: str | None) -> dict[str, Any]:
+        stmt = select(Execution).where(Execution.account_id == account_id)
+        if workflow_id:
+            stmt = stmt.where(Execution.workflow_id == workflow_id)
+        if status:
+            if status.upper() not in STATUSES:
+                raise ValidationFailed("unknown status", [{"path": "status", "message": f"one of {STATUSES}"}])
+            stmt = stmt.where(Execution.status == status.upper())
+        if cursor:
+            created, eid = decode_cursor(cursor)
+            from datetime import datetime
+
+            c = datetime.fromisoformat(created)
+            stmt = stmt.where((Execution.created_at < c) | ((Execution.created_at == c) & (Execution.id < eid)))
+        stmt = stmt.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit + 1)
+        with self.db.read() as s:
+            rows = s.scalars(stmt).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"data": [self.summary(r) for r in rows],
+                "nextCursor": encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None}
+
+    def events_after(self, *, account_id: str, execution_id: str, after: int) -> tuple[list[ExecutionEvent], str]:
+        with self.db.read() as s:
+            ex = self._get(s, account_id, execution_id)
+            rows = s.scalars(select(ExecutionEvent).where(ExecutionEvent.execution_id == execution_id,
+                                                          ExecutionEvent.seq > after)
+                             .order_by(ExecutionEvent.seq).limit(500)).all()
+            return list(rows), ex.status
+
+    # changing -----------------------------------------------------------------------------------------
+    def cancel(self, *, account_id: str, execution_id: str) -> dict[str, Any]:
+        from nodeloom.services.recorder import record_terminal
+
+        with self.db.write() as s:
+            ex = self._get(s, account_id, execution_id)
+            if ex.status in TERMINAL_STATUSES:
+                raise Conflict(f"execution already {ex.status}", code="execution_finished")
+            job = s.scalar(select(Job).where(Job.execution_id == ex.id))
+            if ex.status == "QUEUED" and (job is None or job.state == "queued"):
+                self.queue.remove(s, ex.id)
+                record_terminal(s, ex, status="CANCELLED", outputs=None, error=None, now=self.clock.now())
+            else:
+                ex.cancel_requested = True
+        self.hub.notify(execution_id)
+        return {"executionId": execution_id, "status": "CANCELLING" if ex.status == "RUNNING" else ex.status}
+
+    def delete(self, *, account_id: str, execution_id: str) -> None:
+        with self.db.write() as s:
+            ex = self._get(s, account_id, execution_id)
+            if ex.status not in TERMINAL_STATUSES:
+                raise Conflict("cancel the execution before deleting it", code="execution_running")
+            self.files.delete_for_execution(s, ex.id)
+            s.execute(delete(ExecutionEvent).where(ExecutionEvent.execution_id == ex.id))
+            s.execute(delete(ExecutionNode).where(ExecutionNode.execution_id == ex.id))
+            s.delete(ex)
+
+
+def _node_public(n: ExecutionNode, render: Any, base_url: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": n.status, "nodeType": n.node_type, "startedAt": iso(n.started_at),
+                           "completedAt": iso(n.completed_at), "cached": n.cached, "credits": float(n.credits)}
+    if n.outputs is not None:
+        out["outputs"] = render(n.outputs, base_url)
+    if n.error is not None:
+        out["error"] = n.error
+    return out

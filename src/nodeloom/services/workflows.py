@@ -1,0 +1,184 @@
+"""Workflows: drafts, validation, immutable published versions."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from nodeloom.clock import Clock, iso
+from nodeloom.engine.errors import GraphError
+from nodeloom.engine.graph import Graph, Limits, validate
+from nodeloom.engine.registry import Registry
+from nodeloom.errors import Conflict, NotFound, ValidationFailed
+from nodeloom.services.ids import new_id, new_webhook_id
+from nodeloom.storage.db import Database
+from nodeloom.storage.models import Workflow, WorkflowVersion
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(parts, list):
+            raise ValueError
+        return parts
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("invalid cursor", [{"path": "cursor", "message": "malformed cursor"}]) from exc
+
+
+class WorkflowService:
+    def __init__(self, db: Database, registry: Registry, *, clock: Clock, limits: Limits):
+        self.db = db
+        self.registry = registry
+        self.clock = clock
+        self.limits = limits
+
+    def check_graph(self, graph: Any) -> Graph:
+        try:
+            return validate(graph, self.registry, limits=self.limits)
+        except GraphError as exc:
+            raise ValidationFailed("the graph is invalid", exc.details, code="invalid_graph") from exc
+
+    def validate_only(self, graph: Any) -> dict[str, Any]:
+        try:
+            validate(graph, self.registry, limits=self.limits)
+        except GraphError as exc:
+            return {"valid": False, "errors": exc.details}
+        return {"valid": True, "errors": []}
+
+    def public(self, wf: Workflow, graph: Graph | None = None) -> dict[str, Any]:
+        g = graph or self.check_graph_lenient(wf.graph)
+        return {
+            "id": wf.id, "name": wf.name, "description": wf.description, "graph": wf.graph,
+            "inputs": g.inputs_schema() if g else [], "outputs": g.outputs_schema() if g else [],
+            "publishedVersion": wf.published_version, "webhookId": wf.webhook_id,
+            "webhookEnabled": wf.webhook_enabled and wf.published_version is not None,
+            "createdAt": iso(wf.created_at), "updatedAt": iso(wf.updated_at),
+        }
+
+    def check_graph_lenient(self, raw: Any) -> Graph | None:
+        try:
+            return validate(raw, self.registry, limits=self.limits, check_availability=False)
+        except GraphError:
+            return None
+
+    def create(self, *, account_id: str, name: str, description: str, graph: Any) -> dict[str, Any]:
+        g = self.check_graph(graph)
+        now = self.clock.now()
+        wf = Workflow(id=new_id("wf"), account_id=account_id, name=name, description=description or "",
+                      graph=graph, webhook_id=new_webhook_id(), webhook_enabled=True, webhook_settings={},
+                      created_at=now, updated_at=now)
+        with self.db.write() as s:
+            s.add(wf)
+        return self.public(wf, g)
+
+    def _get(self, s: Any, account_id: str, workflow_id: str) -> Workflow:
+        wf = s.get(Workflow, workflow_id)
+        if wf is None or wf.account_id != account_id:
+            raise NotFound("workflow not found")
+        return wf
+
+    def get(self, *, account_id: str, workflow_id: str) -> Workflow:
+        with self.db.read() as s:
+            return self._get(s, account_id, workflow_id)
+
+    def get_public(self, *, account_id: str, workflow_id: str) -> dict[str, Any]:
+        return self.public(self.get(account_id=account_id, workflow_id=workflow_id))
+
+    def update(self, *, account_id: str, workflow_id: str, name: str | None, description: str | None,
+               graph: Any | None) -> dict[str, Any]:
+        g = self.check_graph(graph) if graph is not None else None
+        with self.db.write() as s:
+            wf = self._get(s, account_id, workflow_id)
+            if name is not None:
+                wf.name = name
+            if description is not None:
+                wf.description = description
+            if graph is not None:
+                wf.graph = graph
+            wf.updated_at = self.clock.now()
+        return self.public(wf, g)
+
+    def delete(self, *, account_id: str, workflow_id: str) -> None:
+        with self.db.write() as s:
+            s.delete(self._get(s, account_id, workflow_id))
+
+    def list(self, *, account_id: str, q: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+        stmt = select(Workflow).where(Workflow.account_id == account_id)
+        if q:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(func.lower(Workflow.name).like(f"%{escaped.lower()}%", escape="\\"))
+        if cursor:
+            created, wid = decode_cursor(cursor)
+            stmt = stmt.where((Workflow.created_at < _dt(created)) |
+                              ((Workflow.created_at == _dt(created)) & (Workflow.id < wid)))
+        stmt = stmt.order_by(Workflow.created_at.desc(), Workflow.id.desc()).limit(limit + 1)
+        with self.db.read() as s:
+            rows = s.scalars(stmt).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None
+        return {"data": [self.public(r) for r in rows], "nextCursor": next_cursor}
+
+    def publish(self, *, account_id: str, workflow_id: str) -> dict[str, Any]:
+        with self.db.write() as s:
+            wf = self._get(s, account_id, workflow_id)
+            g = self.check_graph(wf.graph)
+            last = s.scalar(select(func.max(WorkflowVersion.version)).where(WorkflowVersion.workflow_id == wf.id))
+            version = (last or 0) + 1
+            node_versions = {nid: node.type.version for nid, node in g.nodes.items()}
+            now = self.clock.now()
+            s.add(WorkflowVersion(workflow_id=wf.id, version=version, graph=wf.graph,
+                                  node_versions=node_versions, published_at=now))
+            wf.published_version = version
+            wf.updated_at = now
+        return {"workflowId": workflow_id, "version": version, "publishedAt": iso(now)}
+
+    @staticmethod
+    def version_public(v: WorkflowVersion) -> dict[str, Any]:
+        return {"workflowId": v.workflow_id, "version": v.version, "graph": v.graph,
+                "nodeVersions": v.node_versions, "publishedAt": iso(v.published_at)}
+
+    def versions(self, *, account_id: str, workflow_id: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            self._get(s, account_id, workflow_id)
+            rows = s.scalars(select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow_id)
+                             .order_by(WorkflowVersion.version.desc())).all()
+            return {"data": [self.version_public(v) for v in rows]}
+
+    def version(self, *, account_id: str, workflow_id: str, version: int) -> dict[str, Any]:
+        with self.db.read() as s:
+            self._get(s, account_id, workflow_id)
+            v = s.get(WorkflowVersion, (workflow_id, version))
+            if v is None:
+                raise NotFound(f"version {version} not found")
+            return self.version_public(v)
+
+    def graph_for_run(self, *, account_id: str, workflow_id: str, version: int | str | None) -> tuple[Workflow, Any, int | None]:
+        """The graph an execution runs: the latest published version, a named one, or the draft."""
+        with self.db.read() as s:
+            wf = self._get(s, account_id, workflow_id)
+            if version == "draft":
+                return wf, wf.graph, None
+            if version is None:
+                if wf.published_version is None:
+                    raise Conflict("this workflow has no published version; publish it or run the draft",
+                                   code="workflow_not_published")
+                version = wf.published_version
+            v = s.get(WorkflowVersion, (workflow_id, int(version)))
+            if v is None:
+                raise NotFound(f"version {version} not found")
+            return wf, v.graph, v.version
+
+
+def _dt(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)

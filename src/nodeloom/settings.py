@@ -1,0 +1,87 @@
+"""Configuration, read from NODELOOM_* environment variables. Refuses bad configuration at start-up."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NODELOOM_", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path(".nodeloom")
+    database_url: str | None = None
+    secret_key: str | None = None
+    storage_url: str | None = None
+    queue: Literal["sql", "celery"] = "sql"
+    broker_url: str | None = None
+    redis_url: str | None = None
+    public_url: str | None = None
+
+    allow_private_urls: bool = False
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # workers and scheduling (every schedule is configuration, so tests use seconds)
+    embedded_workers: bool = True
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    process_pool_size: int = Field(default=2, ge=0, le=64)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    poll_interval_seconds: float = Field(default=0.2, gt=0)
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    node_timeout_seconds: float = Field(default=600.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    graph_concurrency: int = Field(default=8, ge=1)
+
+    # limits
+    max_nodes: int = Field(default=500, ge=1)
+    max_params_bytes: int = Field(default=64 * 1024, ge=256)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_fetch_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    cache_entries_per_account: int = Field(default=256, ge=0)
+
+    # retention (days); idempotency in hours
+    retention_days: float = 30.0
+    idempotency_hours: float = 24.0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.environment == "production" and not self.secret_key:
+            raise ValueError("NODELOOM_SECRET_KEY must be set in production")
+        if self.secret_key is not None and len(self.secret_key) < 16:
+            raise ValueError("NODELOOM_SECRET_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'nodeloom.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return (self.data_dir / "files").resolve()
+
+    def ensure_secret(self) -> str:
+        """The server secret: configured, or generated once into the data dir (embedded default)."""
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        self.secret_key = path.read_text().strip()
+        return self.secret_key
