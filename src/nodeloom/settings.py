@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     allow_private_urls: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: extra node packs (module names exposing `nodes()`), e.g. an operator's own nodes
+    node_packs: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # workers and scheduling (every schedule is configuration, so tests use seconds)
     embedded_workers: bool = True
@@ -47,15 +49,37 @@ class Settings(BaseSettings):
     signed_url_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     cache_entries_per_account: int = Field(default=256, ge=0)
 
+    # webhooks: callback delivery (each delay counts from the previous attempt; jitter is a fraction of it)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400])
+    webhook_retry_jitter: float = Field(default=0.1, ge=0, le=1)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_sender_concurrency: int = Field(default=16, ge=1, le=512)
+
     # retention (days); idempotency in hours
     retention_days: float = 30.0
     idempotency_hours: float = 24.0
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "node_packs", mode="before")
     @classmethod
     def _split_origins(cls, v: object) -> object:
         if isinstance(v, str):
             return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, v: object) -> object:
+        if isinstance(v, str):  # "5,300,1800" or "[5, 300, 1800]"
+            return [float(part) for part in v.strip().strip("[]").split(",") if part.strip()]
+        return v
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, v: list[float]) -> list[float]:
+        if any(delay < 0 for delay in v):
+            raise ValueError("webhook retry delays must not be negative")
         return v
 
     @model_validator(mode="after")

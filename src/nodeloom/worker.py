@@ -121,7 +121,7 @@ class Runtime:
         from nodeloom.engine.graph import Limits
         from nodeloom.engine.registry import Registry
         from nodeloom.media.urlguard import AddressGuard, GuardedClient
-        from nodeloom.nodes import builtin_nodes
+        from nodeloom.nodes import PACKS, builtin_nodes
         from nodeloom.queue.sql import SqlQueue
         from nodeloom.services.accounts import AccountService
         from nodeloom.services.cache import MemoryCache
@@ -144,7 +144,7 @@ class Runtime:
         if migrate:
             upgrade(url)
         self.db = Database(url)
-        self.registry = Registry(builtin_nodes())
+        self.registry = Registry(builtin_nodes(PACKS + tuple(settings.node_packs)))
         self.limits = Limits(max_nodes=settings.max_nodes, max_params_bytes=settings.max_params_bytes)
         self.blobs = LocalBlobStore(settings.files_dir)
         self.files = FileService(self.db, self.blobs, secret_key=secret, clock=self.clock,
@@ -170,8 +170,30 @@ class Runtime:
         self.worker = Worker(queue=self.queue, runner=self.runner, concurrency=settings.worker_concurrency,
                              poll_interval=settings.poll_interval_seconds)
         self.executions.on_enqueue.append(self.worker.wake)
+        self._wire_webhooks(settings)
+
+    def _wire_webhooks(self, settings: Settings) -> None:
+        """Callbacks: outbox rows written by the runner's and cancel's hooks, sent by every worker;
+        triggers: the same prepare/submit path as execute."""
+        from nodeloom.services.deliveries import DeliverySender, DeliveryService, RetryPolicy
+        from nodeloom.services.triggers import TriggerService
+
+        self.deliveries = DeliveryService(self.db, executions=self.executions, guard=self.guard, clock=self.clock)
+        self.executions.callback_url_check = self.deliveries.check_callback_url
+        self.executions.terminal_hooks.append(self.deliveries.on_terminal)
+        self.runner.terminal_hooks.append(self.deliveries.on_terminal)
+        self.runner.event_hooks.append(self.deliveries.on_event)
+        self.sender = DeliverySender(
+            self.db, http=self.http, files=self.files, clock=self.clock, worker_id=self.worker.worker_id,
+            policy=RetryPolicy(tuple(settings.webhook_retry_schedule), jitter=settings.webhook_retry_jitter),
+            timeout_s=settings.webhook_timeout_seconds, concurrency=settings.webhook_sender_concurrency,
+            base_url=settings.public_url or "")
+        self.worker.periodic.append((settings.webhook_poll_interval_seconds, self.sender.tick))
+        self.triggers = TriggerService(self.db, executions=self.executions, clock=self.clock,
+                                       check_callback_url=self.deliveries.check_callback_url)
 
     async def aclose(self) -> None:
+        await self.sender.aclose()
         await self.http.aclose()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)

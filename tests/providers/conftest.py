@@ -3,6 +3,7 @@ each test gets its stand-in reset to the default behaviour."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .standins._server import serve, self_signed_certificate
+from .standins._server import self_signed_certificate, serve
 from .standins.fal import FalStandIn
 from .standins.gemini import GeminiStandIn
 from .standins.openai import OpenAIStandIn
@@ -93,3 +94,24 @@ def gemini_standin(_gemini_server: GeminiStandIn) -> GeminiStandIn:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as client:
         yield client
+
+
+class FakeTime:
+    """A monotonic clock and a sleep that only moves it: polling and backoff take no real time."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from nodeloom.api import errors
 from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from nodeloom.api.routes import executions, files, keys, nodes, workflows
+from nodeloom.api.routes import executions, files, keys, nodes, webhooks, workflows
 from nodeloom.settings import Settings
 from nodeloom.worker import Runtime
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                   description="Node-based AI workflows as a REST API. See API.md for the contract.")
     app.state.runtime = rt
     errors.install(app)
-    for router in (executions.router, workflows.router, files.router, keys.router, nodes.router):
+    for router in (executions.router, workflows.router, files.router, keys.router, nodes.router, webhooks.router):
         app.include_router(router)
     _mount_dashboard(app)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

@@ -73,6 +73,13 @@ def with_alpha(rgb: Image.Image, alpha: Image.Image | None) -> Image.Image:
     return out
 
 
+def normalized(image: Image.Image) -> Image.Image:
+    """The image in one of the modes every operation handles: L, RGB or RGBA."""
+    if image.mode in ("L", "RGB", "RGBA"):
+        return image
+    return image.convert("RGBA" if has_alpha(image) else "RGB")
+
+
 def as_mask(image: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
     """A mode "L" mask (an image's luminance when it is not one already), resized to `size` if given."""
     mask = image if image.mode == "L" else image.convert("L")
@@ -90,6 +97,19 @@ def anchor_offset(position: str, free_x: float, free_y: float) -> tuple[int, int
     fx = 0.0 if position.endswith("left") else 1.0 if position.endswith("right") else 0.5
     fy = 0.0 if position.startswith("top") else 1.0 if position.startswith("bottom") else 0.5
     return round(free_x * fx), round(free_y * fy)
+
+
+def box_tuples(boxes: Any) -> list[tuple[float, float, float, float]]:
+    """Boxes (`{x, y, width, height}` objects) as tuples; a malformed entry is a NodeError."""
+    out = []
+    for i, box in enumerate(boxes or []):
+        try:
+            x, y, w, h = (float(box[k]) for k in ("x", "y", "width", "height"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeError(f"boxes[{i}] must be an object with numeric x, y, width and height",
+                            code="invalid_input") from exc
+        out.append((x, y, w, h))
+    return out
 
 
 # --- pure functions (run in the process pool) ---------------------------------------------------------
@@ -142,7 +162,7 @@ def thumbnail_image(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def warp_perspective(image: Image.Image, corners: list[tuple[float, float]], width: int, height: int) -> Image.Image:
-    source = image if image.mode in ("RGB", "RGBA", "L") else image.convert("RGBA" if has_alpha(image) else "RGB")
+    source = normalized(image)
     quad = np.float32([(x * source.width, y * source.height) for x, y in corners])
     if width <= 0 or height <= 0:
         tl, tr, br, bl = quad

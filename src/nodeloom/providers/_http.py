@@ -80,12 +80,15 @@ class VendorHTTP:
         except httpx.TimeoutException as exc:
             raise ProviderTimeout(
                 f"no answer from {httpx.URL(url).host} within {timeout:.3g}s",
-                provider=self.provider, request_id=request_id,
+                provider=self.provider,
+                request_id=request_id,
             ) from exc
         except httpx.TransportError as exc:
             raise ProviderError(
                 f"could not reach {httpx.URL(url).host}: {exc.__class__.__name__} {exc}".strip(),
-                provider=self.provider, retryable=True, request_id=request_id,
+                provider=self.provider,
+                retryable=True,
+                request_id=request_id,
             ) from exc
         if response.is_error:
             wait = retry_after(response.headers.get("retry-after"))
@@ -108,7 +111,9 @@ class VendorHTTP:
         except ValueError as exc:
             raise ProviderError(
                 f"answered {method} {httpx.URL(url).path} with something that is not JSON",
-                provider=self.provider, status=response.status_code, retryable=True,
+                provider=self.provider,
+                status=response.status_code,
+                retryable=True,
                 request_id=kwargs.get("request_id"),
             ) from exc
 
@@ -137,7 +142,7 @@ def retry_after(value: str | None, *, now: float | None = None) -> float | None:
 
 def decode_data_uri(uri: str) -> tuple[bytes, str | None]:
     header, _, payload = uri.partition(",")
-    content_type = header[len("data:"):].split(";")[0] or None
+    content_type = header[len("data:") :].split(";")[0] or None
     try:
         if header.endswith(";base64"):
             return base64.b64decode(payload, validate=True), content_type
@@ -174,7 +179,9 @@ async def fetch_media(http: httpx.AsyncClient, media: Media, *, max_bytes: int =
         async with http.stream("GET", media.url) as response:
             if response.is_error:
                 raise ProviderError(
-                    f"could not download {media.url}", provider=host, status=response.status_code,
+                    f"could not download {media.url}",
+                    provider=host,
+                    status=response.status_code,
                     retryable=is_retryable_status(response.status_code),
                 )
             async for chunk in response.aiter_bytes():

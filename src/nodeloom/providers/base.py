@@ -109,7 +109,9 @@ class JobProvider(Provider, Protocol):
 
     async def status(self, model: str, request_id: str, *, deadline: float | None = None) -> JobStatus: ...
 
-    async def result(self, model: str, request_id: str, *, deadline: float | None = None) -> ProviderResult: ...
+    async def result(
+        self, model: str, request_id: str, *, deadline: float | None = None
+    ) -> ProviderResult: ...
 
     async def cancel(self, model: str, request_id: str) -> None: ...
 
@@ -126,6 +128,9 @@ class Polling:
     cancel_timeout: float = 10.0
 
 
+DEFAULT_POLLING = Polling()
+
+
 async def run_job(
     provider: JobProvider,
     model: str,
@@ -137,13 +142,13 @@ async def run_job(
     deadline: float | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
-    polling: Polling = Polling(),
+    polling: Polling = DEFAULT_POLLING,
 ) -> ProviderResult:
     """Submit (or resume), poll until the job ends, fetch its result.
 
     Once a job exists, leaving early for any reason but its own end — the task cancelled, the
-    deadline passed, polling failing — sends the vendor's cancel first, so nothing keeps billing
-    for an answer nobody will read.
+    deadline passed, polling failing, `on_submitted` failing — sends the vendor's cancel first, so
+    nothing keeps billing for an answer nobody will read.
     """
     if resume_request_id is None:
         request_id = await provider.submit(model, arguments, deadline=deadline)
@@ -153,15 +158,21 @@ async def run_job(
         if resume_request_id is None and on_submitted is not None:
             await on_submitted(request_id)
         await _poll_until_done(
-            provider, model, request_id, on_progress=on_progress, deadline=deadline, clock=clock,
-            sleep=sleep, polling=polling,
+            provider,
+            model,
+            request_id,
+            on_progress=on_progress,
+            deadline=deadline,
+            clock=clock,
+            sleep=sleep,
+            polling=polling,
         )
-    except (asyncio.CancelledError, ProviderTimeout):
-        await _cancel_quietly(provider, model, request_id, timeout=polling.cancel_timeout)
-        raise
     except ProviderError as exc:
-        if exc.retryable:  # polling gave up while the job may still be running
+        if exc.retryable:  # a timeout, or polling gave up, while the job may still be running
             await _cancel_quietly(provider, model, request_id, timeout=polling.cancel_timeout)
+        raise
+    except (asyncio.CancelledError, Exception):
+        await _cancel_quietly(provider, model, request_id, timeout=polling.cancel_timeout)
         raise
     return await provider.result(model, request_id, deadline=deadline)
 
@@ -184,8 +195,6 @@ async def _poll_until_done(
         try:
             status = await provider.status(model, request_id, deadline=deadline)
             failures = 0
-        except ProviderTimeout:
-            raise
         except ProviderError as exc:
             failures += 1
             if not exc.retryable or failures > polling.max_failures:
@@ -200,12 +209,14 @@ async def _poll_until_done(
             if status.state is JobState.FAILED:
                 raise ProviderError(
                     status.error or "the job failed without saying why",
-                    provider=provider.name, request_id=request_id,
+                    provider=provider.name,
+                    request_id=request_id,
                 )
             if status.state is JobState.CANCELLED:
                 raise ProviderCancelled(
                     status.error or "the job was cancelled at the vendor",
-                    provider=provider.name, request_id=request_id,
+                    provider=provider.name,
+                    request_id=request_id,
                 )
         wait = interval
         if deadline is not None:
@@ -213,7 +224,8 @@ async def _poll_until_done(
             if remaining <= 0:
                 raise ProviderTimeout(
                     f"job {request_id} did not finish before the deadline",
-                    provider=provider.name, request_id=request_id,
+                    provider=provider.name,
+                    request_id=request_id,
                 )
             wait = min(wait, remaining)
         await sleep(wait)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import httpx
 
 from nodeloom.providers import fal, gemini, openai_compat, replicate
-from nodeloom.providers.base import Clock, Polling, Provider, Sleep
+from nodeloom.providers.base import DEFAULT_POLLING, Clock, Polling, Provider, Sleep
 
 PROVIDER_SETTINGS: Mapping[str, tuple[str, str]] = {
     "fal": ("NODELOOM_FAL_URL", "FAL_KEY"),
@@ -39,7 +39,7 @@ def build_providers(
     account_keys: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
-    polling: Polling = Polling(),
+    polling: Polling = DEFAULT_POLLING,
 ) -> dict[str, Provider]:
     """One adapter per provider name, keyed `fal`, `replicate`, `openai`, `gemini`.
 
@@ -60,19 +60,32 @@ def build_providers(
     openai_base = base_url("openai", openai_compat.DEFAULT_BASE_URL)
     return {
         "fal": fal.FalProvider(
-            api_key=key("fal"), http=http, base_url=base_url("fal", fal.DEFAULT_BASE_URL),
-            clock=clock, sleep=sleep, polling=polling,
+            api_key=key("fal"),
+            http=http,
+            base_url=base_url("fal", fal.DEFAULT_BASE_URL),
+            clock=clock,
+            sleep=sleep,
+            polling=polling,
         ),
         "replicate": replicate.ReplicateProvider(
-            api_key=key("replicate"), http=http, base_url=base_url("replicate", replicate.DEFAULT_BASE_URL),
-            clock=clock, sleep=sleep, polling=polling,
+            api_key=key("replicate"),
+            http=http,
+            base_url=base_url("replicate", replicate.DEFAULT_BASE_URL),
+            clock=clock,
+            sleep=sleep,
+            polling=polling,
         ),
         "openai": openai_compat.OpenAICompatProvider(
-            api_key=key("openai"), http=http, base_url=openai_base,
+            api_key=key("openai"),
+            http=http,
+            base_url=openai_base,
             require_key=httpx.URL(openai_base).host == httpx.URL(openai_compat.DEFAULT_BASE_URL).host,
             clock=clock,
         ),
         "gemini": gemini.GeminiProvider(
-            api_key=key("gemini"), http=http, base_url=base_url("gemini", gemini.DEFAULT_BASE_URL), clock=clock,
+            api_key=key("gemini"),
+            http=http,
+            base_url=base_url("gemini", gemini.DEFAULT_BASE_URL),
+            clock=clock,
         ),
     }

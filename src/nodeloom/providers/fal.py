@@ -24,6 +24,7 @@ import httpx
 
 from nodeloom.providers._http import VendorHTTP, is_media_url
 from nodeloom.providers.base import (
+    DEFAULT_POLLING,
     Clock,
     JobState,
     JobStatus,
@@ -54,7 +55,7 @@ class FalProvider:
         base_url: str = DEFAULT_BASE_URL,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        polling: Polling = Polling(),
+        polling: Polling = DEFAULT_POLLING,
         request_timeout: float = 60.0,
     ):
         self._api_key = api_key
@@ -89,9 +90,16 @@ class FalProvider:
     ) -> ProviderResult:
         self._require_key()
         return await run_job(
-            self, model, arguments, on_progress=on_progress, on_submitted=on_submitted,
-            resume_request_id=resume_request_id, deadline=deadline, clock=self._clock,
-            sleep=self._sleep, polling=self._polling,
+            self,
+            model,
+            arguments,
+            on_progress=on_progress,
+            on_submitted=on_submitted,
+            resume_request_id=resume_request_id,
+            deadline=deadline,
+            clock=self._clock,
+            sleep=self._sleep,
+            polling=self._polling,
         )
 
     async def submit(self, model: str, arguments: Mapping[str, Any], *, deadline: float | None = None) -> str:
@@ -104,8 +112,11 @@ class FalProvider:
 
     async def status(self, model: str, request_id: str, *, deadline: float | None = None) -> JobStatus:
         body = await self._http.json(
-            "GET", self._request_url(model, request_id) + "/status", params={"logs": "1"},
-            deadline=deadline, request_id=request_id,
+            "GET",
+            self._request_url(model, request_id) + "/status",
+            params={"logs": "1"},
+            deadline=deadline,
+            request_id=request_id,
         )
         state = body.get("status")
         logs = tuple(
@@ -129,7 +140,9 @@ class FalProvider:
         )
 
     async def cancel(self, model: str, request_id: str) -> None:
-        await self._http.request("PUT", self._request_url(model, request_id) + "/cancel", request_id=request_id)
+        await self._http.request(
+            "PUT", self._request_url(model, request_id) + "/cancel", request_id=request_id
+        )
 
     def _request_url(self, model: str, request_id: str) -> str:
         parts = model.strip("/").split("/")

@@ -88,7 +88,9 @@ class GeminiProvider:
             for name, key in (("aspect_ratio", "aspectRatio"), ("image_size", "imageSize"))
             if arguments.get(name)
         }
-        config: dict[str, Any] = {"responseModalities": list(arguments.get("response_modalities") or ("TEXT", "IMAGE"))}
+        config: dict[str, Any] = {
+            "responseModalities": list(arguments.get("response_modalities") or ("TEXT", "IMAGE"))
+        }
         if image_config:
             config["imageConfig"] = image_config
         return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
@@ -107,8 +109,8 @@ class GeminiProvider:
     def _result(self, model: str, body: Any) -> ProviderResult:
         candidates = body.get("candidates") if isinstance(body, dict) else None
         if not candidates:
-            feedback = (body or {}).get("promptFeedback") or {}
-            reason = feedback.get("blockReason")
+            feedback = body.get("promptFeedback") if isinstance(body, dict) else None
+            reason = (feedback or {}).get("blockReason")
             raise ProviderError(
                 f"the prompt was blocked ({reason})" if reason else "the model returned no candidates",
                 provider=self.name,
@@ -117,20 +119,24 @@ class GeminiProvider:
         media: list[Media] = []
         texts: list[str] = []
         for part in (candidate.get("content") or {}).get("parts") or ():
-            inline = part.get("inlineData") or part.get("inline_data")
+            inline = part.get("inlineData")
             if inline:
                 try:
                     data = base64.b64decode(inline.get("data", ""))
                 except (binascii.Error, ValueError) as exc:
                     raise ProviderError("an image came back with broken base64", provider=self.name) from exc
-                media.append(Media(data=data, content_type=inline.get("mimeType") or inline.get("mime_type")))
+                media.append(Media(data=data, content_type=inline.get("mimeType")))
             elif "text" in part and not part.get("thought"):
                 texts.append(part["text"])
         if not media and not texts:
             reason = candidate.get("finishReason") or "no reason given"
             raise ProviderError(f"the model finished with {reason} and returned nothing", provider=self.name)
         return ProviderResult(
-            provider=self.name, model=model, data=body, media=tuple(media), text="".join(texts) or None,
+            provider=self.name,
+            model=model,
+            data=body,
+            media=tuple(media),
+            text="".join(texts) or None,
             request_id=body.get("responseId"),
         )
 

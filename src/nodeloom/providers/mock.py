@@ -32,6 +32,9 @@ from nodeloom.providers.base import (
 )
 from nodeloom.providers.errors import ProviderError, ProviderUnavailable
 
+IMMEDIATE = Polling(interval=0.0, max_interval=0.0)
+"""Polls back to back: a mock job takes no time, so neither should waiting for it."""
+
 Handler = Callable[[str, Mapping[str, Any]], ProviderResult | Awaitable[ProviderResult]]
 
 
@@ -52,7 +55,7 @@ class MockProvider:
         unavailable_reason: str | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        polling: Polling = Polling(interval=0.0, max_interval=0.0),
+        polling: Polling = IMMEDIATE,
     ):
         """`polls` is how many status polls answer RUNNING before the job is COMPLETED."""
         self.name = name
@@ -84,8 +87,15 @@ class MockProvider:
         if self._reason:
             raise ProviderUnavailable(self._reason, provider=self.name)
         return await run_job(
-            self, model, arguments, on_progress=on_progress, on_submitted=on_submitted,
-            resume_request_id=resume_request_id, deadline=deadline, clock=self._clock, sleep=self._sleep,
+            self,
+            model,
+            arguments,
+            on_progress=on_progress,
+            on_submitted=on_submitted,
+            resume_request_id=resume_request_id,
+            deadline=deadline,
+            clock=self._clock,
+            sleep=self._sleep,
             polling=self._polling,
         )
 
@@ -117,5 +127,7 @@ class MockProvider:
 
     def _job(self, request_id: str) -> _Job:
         if request_id not in self.jobs:
-            raise ProviderError(f"no request {request_id}", provider=self.name, status=404, request_id=request_id)
+            raise ProviderError(
+                f"no request {request_id}", provider=self.name, status=404, request_id=request_id
+            )
         return self.jobs[request_id]

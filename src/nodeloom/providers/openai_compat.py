@@ -88,7 +88,10 @@ class OpenAICompatProvider:
             raise ProviderError("the chat completion came back without choices", provider=self.name)
         message = choices[0].get("message") or {}
         return ProviderResult(
-            provider=self.name, model=model, data=body, text=_message_text(message.get("content")),
+            provider=self.name,
+            model=model,
+            data=body,
+            text=_message_text(message.get("content")),
             request_id=body.get("id"),
         )
 

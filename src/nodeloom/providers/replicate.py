@@ -20,6 +20,7 @@ import httpx
 
 from nodeloom.providers._http import VendorHTTP, is_media_url
 from nodeloom.providers.base import (
+    DEFAULT_POLLING,
     Clock,
     JobState,
     JobStatus,
@@ -57,7 +58,7 @@ class ReplicateProvider:
         base_url: str = DEFAULT_BASE_URL,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        polling: Polling = Polling(),
+        polling: Polling = DEFAULT_POLLING,
         request_timeout: float = 60.0,
     ):
         self._api_key = api_key
@@ -92,9 +93,16 @@ class ReplicateProvider:
     ) -> ProviderResult:
         self._require_key()
         return await run_job(
-            self, model, arguments, on_progress=on_progress, on_submitted=on_submitted,
-            resume_request_id=resume_request_id, deadline=deadline, clock=self._clock,
-            sleep=self._sleep, polling=self._polling,
+            self,
+            model,
+            arguments,
+            on_progress=on_progress,
+            on_submitted=on_submitted,
+            resume_request_id=resume_request_id,
+            deadline=deadline,
+            clock=self._clock,
+            sleep=self._sleep,
+            polling=self._polling,
         )
 
     async def submit(self, model: str, arguments: Mapping[str, Any], *, deadline: float | None = None) -> str:
@@ -115,7 +123,8 @@ class ReplicateProvider:
         state = _STATES.get(prediction.get("status"))
         if state is None:
             raise ProviderError(
-                f"unknown prediction status {prediction.get('status')!r}", provider=self.name,
+                f"unknown prediction status {prediction.get('status')!r}",
+                provider=self.name,
                 request_id=request_id,
             )
         logs = tuple((prediction.get("logs") or "").splitlines())

@@ -15,8 +15,8 @@ Rules:
   provider would be asked the same wrong thing.
 - A provider without configuration (`unavailable_reason`) is skipped; if none is usable the call
   fails with `ProviderUnavailable` listing what to set.
-- `resume` (a persisted `Submission`) polls that job on its provider instead of submitting again;
-  a vendor that no longer knows the id (404/410) gets a fresh submission.
+- `resume` (a persisted `Submission`) polls that job on its provider, ahead of the route order,
+  instead of submitting again; a vendor that no longer knows the id (404/410) gets a fresh submission.
 - Cancelling the awaiting task cancels the vendor job (the adapters do this) and propagates.
 """
 
@@ -98,17 +98,25 @@ class Router:
                 f"no configured provider for this model ({reasons or 'no route'})",
                 provider=",".join(r.provider.name for r in routes) or "none",
             )
+
+        def resumes(route: Route) -> bool:
+            return resume is not None and (resume.provider, resume.model) == (
+                route.provider.name,
+                route.model,
+            )
+
+        usable.sort(key=lambda route: not resumes(route))  # the job already paid for is polled first
         failures: list[ProviderError] = []
         for route in usable:
-            resume_id = (
-                resume.request_id
-                if resume is not None and (resume.provider, resume.model) == (route.provider.name, route.model)
-                else None
-            )
+            resume_id = resume.request_id if resume is not None and resumes(route) else None
             try:
                 return await self._attempts(
-                    route, on_progress=on_progress, on_submitted=on_submitted, resume_id=resume_id,
-                    deadline=deadline, failures=failures,
+                    route,
+                    on_progress=on_progress,
+                    on_submitted=on_submitted,
+                    resume_id=resume_id,
+                    deadline=deadline,
+                    failures=failures,
                 )
             except ProviderError as exc:
                 if not exc.retryable or self._expired(deadline):
@@ -141,8 +149,12 @@ class Router:
                 raise ProviderTimeout("the call's deadline passed", provider=provider.name)
             try:
                 return await provider.run(
-                    route.model, route.arguments, on_progress=on_progress, on_submitted=submitted,
-                    resume_request_id=resume_id, deadline=self._attempt_deadline(deadline),
+                    route.model,
+                    route.arguments,
+                    on_progress=on_progress,
+                    on_submitted=submitted,
+                    resume_request_id=resume_id,
+                    deadline=self._attempt_deadline(deadline),
                 )
             except ProviderError as exc:
                 if resume_id is not None and exc.status in (404, 410):
@@ -150,7 +162,11 @@ class Router:
                     continue
                 if not exc.retryable or attempt >= self._retry.max_attempts:
                     raise
-                wait = exc.retry_after if exc.retry_after is not None else self._retry.backoff(attempt, self._rand)
+                wait = (
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else self._retry.backoff(attempt, self._rand)
+                )
                 if wait > self._retry.max_retry_after or (
                     deadline is not None and self._clock() + wait >= deadline
                 ):

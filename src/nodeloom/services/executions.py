@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,11 @@ class ExecutionService:
         self.hub = hub
         self.clock = clock
         self.on_enqueue: list[Any] = []
+        #: called inside the transaction that ends an execution here (a queued one cancelled): webhooks
+        #: write their outbox rows; the runner has its own list for executions that ran
+        self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
+        #: refuses a callback URL that can never be valid (422); set by the composition root
+        self.callback_url_check: Callable[[str], None] | None = None
 
     def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any]) -> Submission:
         version = body.get("version")
@@ -97,8 +103,16 @@ class ExecutionService:
                                                                 version=version)
         graph = self.workflows.check_graph(graph_json)
         inputs = check_inputs(graph, body.get("inputs"))
+        webhook_url, webhook_events = body.get("webhookUrl"), body.get("webhookEvents")
+        if webhook_url is None:  # the workflow's webhook settings are the default (how a trigger gets a callback)
+            defaults = wf.webhook_settings or {}
+            webhook_url = defaults.get("callbackUrl")
+            if webhook_url and webhook_events is None:
+                webhook_events = defaults.get("callbackEvents")
+        elif self.callback_url_check is not None:
+            self.callback_url_check(webhook_url)
         return Submission(workflow_id=wf.id, version=resolved, graph_json=graph_json, graph=graph, inputs=inputs,
-                          webhook_url=body.get("webhookUrl"), webhook_events=body.get("webhookEvents"))
+                          webhook_url=webhook_url, webhook_events=webhook_events)
 
     def create(self, session: Any, *, account_id: str, sub: Submission, execution_id: str | None = None) -> Execution:
         """Add the execution, its node rows and its job to `session` (the caller's transaction)."""
@@ -142,18 +156,22 @@ class ExecutionService:
 
     def poll(self, *, account_id: str, execution_id: str, base_url: str = "") -> dict[str, Any]:
         with self.db.read() as s:
-            ex = self._get(s, account_id, execution_id)
-            nodes = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
-            position = self.queue.position(s, ex.id) if ex.status == "QUEUED" else None
-        render = self.files.render
+            body = self.snapshot(s, self._get(s, account_id, execution_id))
+        return self.files.render(body, base_url)
+
+    def snapshot(self, s: Any, ex: Execution) -> dict[str, Any]:
+        """The poll body as stored, read in the caller's session (media still stored-file markers:
+        `files.render` signs their URLs). Webhook callbacks snapshot it inside the event's transaction."""
+        nodes = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
+        position = self.queue.position(s, ex.id) if ex.status == "QUEUED" else None
         body: dict[str, Any] = {
             "executionId": ex.id, "workflowId": ex.workflow_id,
             "version": ex.version if ex.version is not None else "draft",
             "status": ex.status, "progress": round(ex.progress, 4),
             "createdAt": iso(ex.created_at), "startedAt": iso(ex.started_at), "completedAt": iso(ex.completed_at),
             "creditsUsed": float(ex.credits_used),
-            "outputs": render(ex.outputs or {}, base_url),
-            "nodes": {n.node_id: _node_public(n, render, base_url) for n in nodes},
+            "outputs": ex.outputs or {},
+            "nodes": {n.node_id: _node_public(n) for n in nodes},
             "error": ex.error,
         }
         if ex.status == "QUEUED":
@@ -209,6 +227,8 @@ class ExecutionService:
             if ex.status == "QUEUED" and (job is None or job.state == "queued"):
                 self.queue.remove(s, ex.id)
                 record_terminal(s, ex, status="CANCELLED", outputs=None, error=None, now=self.clock.now())
+                for hook in self.terminal_hooks:
+                    hook(s, ex)
             else:
                 ex.cancel_requested = True
         self.hub.notify(execution_id)
@@ -225,11 +245,11 @@ class ExecutionService:
             s.delete(ex)
 
 
-def _node_public(n: ExecutionNode, render: Any, base_url: str) -> dict[str, Any]:
+def _node_public(n: ExecutionNode) -> dict[str, Any]:
     out: dict[str, Any] = {"status": n.status, "nodeType": n.node_type, "startedAt": iso(n.started_at),
                            "completedAt": iso(n.completed_at), "cached": n.cached, "credits": float(n.credits)}
     if n.outputs is not None:
-        out["outputs"] = render(n.outputs, base_url)
+        out["outputs"] = n.outputs
     if n.error is not None:
         out["error"] = n.error
     return out

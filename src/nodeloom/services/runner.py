@@ -61,6 +61,9 @@ class ExecutionRunner:
         self.max_attempts = max_attempts
         #: called inside the terminal transaction (billing settles, webhooks write their outbox rows)
         self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
+        #: called inside the transaction that records any other event, with its type and node id
+        #: (webhooks write outbox rows for execution.started and node.completed)
+        self.event_hooks: list[Callable[[Any, Execution, str, str | None], None]] = []
 
     # ------------------------------------------------------------------------------------------------
     async def run(self, claim: Claim) -> None:
@@ -165,6 +168,7 @@ class ExecutionRunner:
                 ex.started_at = now
                 append_event(s, ex, type=ev.EXECUTION_STARTED, data={"executionId": ex.id, "status": "RUNNING"},
                              now=now)
+                self._observed(s, ex, ev.EXECUTION_STARTED, None)
             rows = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
             completed = {r.node_id: r.outputs or {} for r in rows if r.status == "COMPLETED" and r.resumable}
             memory = {r.node_id: dict(r.memory or {}) for r in rows if r.memory}
@@ -207,6 +211,10 @@ class ExecutionRunner:
     def _terminal(self, s: Any, ex: Execution) -> None:
         for hook in self.terminal_hooks:
             hook(s, ex)
+
+    def _observed(self, s: Any, ex: Execution, event_type: str, node_id: str | None) -> None:
+        for hook in self.event_hooks:
+            hook(s, ex, event_type, node_id)
 
     def _finish(self, claim: Claim, status: str, outputs: dict[str, Any] | None, error: dict[str, Any] | None) -> None:
         with self.db.write() as s:
@@ -268,6 +276,7 @@ class ExecutionRunner:
                     self.queue.ack(claim, s)
                 else:
                     append_event(s, ex, type=event.type, data=data, now=now)
+                    self._observed(s, ex, event.type, event.node_id)
 
     def serialize(self, claim: Claim, graph: Graph, event: ev.Event, stored: dict[str, Any]) -> tuple[Any, bool]:
         """JSON for a node's outputs. Media is stored only for output nodes (decoded once, encoded once)."""

@@ -168,3 +168,5 @@ class File(Base):
 
 __all__ = ["Account", "ApiKey", "Base", "Execution", "ExecutionEvent", "ExecutionNode", "File", "Job",
            "Workflow", "WorkflowVersion", "UniqueConstraint"]
+
+from nodeloom.storage import models_webhooks as _webhook_tables  # noqa: E402,F401  (registers them with Base.metadata)

@@ -49,7 +49,12 @@ class FalBehaviour:
 def default_output(base: str, job: FalJob) -> dict[str, Any]:
     return {
         "images": [
-            {"url": f"{base}/files/{job.request_id}.png", "content_type": "image/png", "width": 1, "height": 1}
+            {
+                "url": f"{base}/files/{job.request_id}.png",
+                "content_type": "image/png",
+                "width": 1,
+                "height": 1,
+            }
         ],
         "seed": 42,
         "has_nsfw_concepts": [False],
@@ -61,6 +66,7 @@ class FalStandIn:
     def __init__(self, key: str = "fal-test-key"):
         self.key = key
         self.base_url = ""
+        self.epoch = 0
         self.reset()
         self.app = Starlette(
             routes=[
@@ -73,6 +79,7 @@ class FalStandIn:
         )
 
     def reset(self) -> None:
+        self.epoch += 1  # answers still in flight from the previous test are dropped
         self.behaviour = FalBehaviour()
         self.jobs: dict[str, FalJob] = {}
         self.submissions: list[FalJob] = []
@@ -86,7 +93,10 @@ class FalStandIn:
             return denied
         if self.behaviour.submit_errors:
             return self.behaviour.submit_errors.pop(0).response()
+        started = self.epoch
         await pause(self.behaviour.submit_delay)
+        if started != self.epoch:  # the test that wanted this slow answer is over: record nothing
+            return Response(status_code=503)
         endpoint = request.path_params["endpoint"]
         parts = endpoint.split("/")
         app = "/".join(parts[:3] if parts[0] in ("workflows", "comfy") else parts[:2])
@@ -97,8 +107,14 @@ class FalStandIn:
         self.submissions.append(job)
         urls = self._urls(request, job)
         return JSONResponse(
-            {"status": "IN_QUEUE", "request_id": job.request_id, **urls, "logs": None, "metrics": {},
-             "queue_position": self.behaviour.queue_positions[0] if self.behaviour.queue_positions else 0},
+            {
+                "status": "IN_QUEUE",
+                "request_id": job.request_id,
+                **urls,
+                "logs": None,
+                "metrics": {},
+                "queue_position": self.behaviour.queue_positions[0] if self.behaviour.queue_positions else 0,
+            },
             headers={"x-fal-request-id": job.request_id},
         )
 
@@ -113,15 +129,32 @@ class FalStandIn:
         step = job.polls
         job.polls += 1
         if not job.completed and not job.cancelled and step < queued:
-            return JSONResponse({"status": "IN_QUEUE", "queue_position": behaviour.queue_positions[step],
-                                 "request_id": job.request_id, **urls})
+            return JSONResponse(
+                {
+                    "status": "IN_QUEUE",
+                    "queue_position": behaviour.queue_positions[step],
+                    "request_id": job.request_id,
+                    **urls,
+                }
+            )
         logs = [_log(line) for line in behaviour.progress_logs[: max(step - queued + 1, 0)]]
         if not job.completed and not job.cancelled and step < queued + progressing:
-            return JSONResponse({"status": "IN_PROGRESS", "logs": logs if with_logs else None,
-                                 "request_id": job.request_id, **urls})
+            return JSONResponse(
+                {
+                    "status": "IN_PROGRESS",
+                    "logs": logs if with_logs else None,
+                    "request_id": job.request_id,
+                    **urls,
+                }
+            )
         job.completed = True
-        body: dict[str, Any] = {"status": "COMPLETED", "logs": logs if with_logs else None,
-                                "metrics": {"inference_time": 0.01}, "request_id": job.request_id, **urls}
+        body: dict[str, Any] = {
+            "status": "COMPLETED",
+            "logs": logs if with_logs else None,
+            "metrics": {"inference_time": 0.01},
+            "request_id": job.request_id,
+            **urls,
+        }
         if job.cancelled:
             body.update(error="Request was cancelled", error_type="request_cancelled")
         elif behaviour.failure is not None:
@@ -138,7 +171,9 @@ class FalStandIn:
             return JSONResponse({"detail": "Request was cancelled"}, status_code=400)
         if self.behaviour.failure is not None:
             status, detail = self.behaviour.failure
-            return JSONResponse({"detail": detail}, status_code=status, headers={"x-fal-request-id": job.request_id})
+            return JSONResponse(
+                {"detail": detail}, status_code=status, headers={"x-fal-request-id": job.request_id}
+            )
         build = self.behaviour.output or default_output
         return JSONResponse(build(base_url(request), job), headers={"x-fal-request-id": job.request_id})
 

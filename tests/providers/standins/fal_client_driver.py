@@ -41,7 +41,11 @@ def main(mode: str, endpoint: str) -> dict[str, Any]:
         handle = fal_client.submit(endpoint, arguments={"prompt": "never mind"})
         queued = describe(handle.status())
         handle.cancel()
-        return {"request_id": handle.request_id, "before": queued, "after": describe(handle.status(with_logs=True))}
+        return {
+            "request_id": handle.request_id,
+            "before": queued,
+            "after": describe(handle.status(with_logs=True)),
+        }
     if mode == "fail":
         try:
             fal_client.subscribe(endpoint, arguments={"prompt": "boom"})

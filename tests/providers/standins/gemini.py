@@ -32,10 +32,12 @@ class GeminiBehaviour:
 class GeminiStandIn:
     def __init__(self, key: str = "AIza-test"):
         self.key = key
+        self.epoch = 0
         self.reset()
         self.app = Starlette(routes=[Route("/{version}/models/{target}", self._call, methods=["POST"])])
 
     def reset(self) -> None:
+        self.epoch += 1  # answers still in flight from the previous test are dropped
         self.behaviour = GeminiBehaviour()
         self.requests: list[dict[str, Any]] = []
 
@@ -46,21 +48,32 @@ class GeminiStandIn:
             return _error(404, f"Method {target} is not found for API version {version}", "NOT_FOUND")
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
         if key is None:
-            return _error(403, "Method doesn't allow unregistered callers. Please use an API key.",
-                          "PERMISSION_DENIED")
+            return _error(
+                403, "Method doesn't allow unregistered callers. Please use an API key.", "PERMISSION_DENIED"
+            )
         if key != self.key:
             return _error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
         if self.behaviour.errors:
             return self.behaviour.errors.pop(0).response()
+        started = self.epoch
         await pause(self.behaviour.delay)
+        if started != self.epoch:  # the test that wanted this slow answer is over: record nothing
+            return Response(status_code=503)
         body = await request.json()
         self.requests.append({"version": version, "model": model, "body": body})
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
-            return _error(400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT")
+            return _error(
+                400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT"
+            )
         if self.behaviour.block_reason:
-            return JSONResponse({"promptFeedback": {"blockReason": self.behaviour.block_reason},
-                                 "modelVersion": model, "responseId": uuid.uuid4().hex})
+            return JSONResponse(
+                {
+                    "promptFeedback": {"blockReason": self.behaviour.block_reason},
+                    "modelVersion": model,
+                    "responseId": uuid.uuid4().hex,
+                }
+            )
         text, images = "", 0
         for part in contents[-1].get("parts") or []:
             if "text" in part:
@@ -74,15 +87,25 @@ class GeminiStandIn:
                 images += 1
         config = body.get("generationConfig") or {}
         modalities = [m.upper() for m in config.get("responseModalities") or ["TEXT"]]
-        parts: list[dict[str, Any]] = [{"text": f"echo: {text}" + (f" [{images} image(s)]" if images else "")}]
+        parts: list[dict[str, Any]] = [
+            {"text": f"echo: {text}" + (f" [{images} image(s)]" if images else "")}
+        ]
         if "IMAGE" in modalities:
             parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}})
-        return JSONResponse({
-            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 1290, "totalTokenCount": 1298},
-            "modelVersion": model,
-            "responseId": uuid.uuid4().hex,
-        })
+        return JSONResponse(
+            {
+                "candidates": [
+                    {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 8,
+                    "candidatesTokenCount": 1290,
+                    "totalTokenCount": 1298,
+                },
+                "modelVersion": model,
+                "responseId": uuid.uuid4().hex,
+            }
+        )
 
 
 def _error(code: int, message: str, status: str, details: list[dict[str, Any]] | None = None) -> Response:
@@ -94,9 +117,16 @@ def _error(code: int, message: str, status: str, details: list[dict[str, Any]] |
 
 def exhausted(retry_delay_s: int) -> Scripted:
     """Google's 429: the wait is in a RetryInfo detail, not a Retry-After header."""
-    return Scripted(429, {"error": {
-        "code": 429,
-        "message": "Resource has been exhausted (e.g. check quota).",
-        "status": "RESOURCE_EXHAUSTED",
-        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay_s}s"}],
-    }})
+    return Scripted(
+        429,
+        {
+            "error": {
+                "code": 429,
+                "message": "Resource has been exhausted (e.g. check quota).",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay_s}s"}
+                ],
+            }
+        },
+    )

@@ -33,6 +33,7 @@ class OpenAIBehaviour:
 class OpenAIStandIn:
     def __init__(self, key: str = "sk-test"):
         self.key = key
+        self.epoch = 0
         self.reset()
         self.app = Starlette(
             routes=[
@@ -43,6 +44,7 @@ class OpenAIStandIn:
         )
 
     def reset(self) -> None:
+        self.epoch += 1  # answers still in flight from the previous test are dropped
         self.behaviour = OpenAIBehaviour()
         self.requests: list[dict[str, Any]] = []
 
@@ -63,15 +65,23 @@ class OpenAIStandIn:
                     return _error(400, "Invalid image data", "invalid_request_error", code="invalid_image")
                 images += 1
         content = f"echo: {text}" + (f" [{images} image(s)]" if images else "")
-        return JSONResponse({
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        })
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )
 
     async def _images(self, request: Request) -> Response:
         body, refusal = await self._accept(request)
@@ -83,7 +93,8 @@ class OpenAIStandIn:
         count = int(body.get("n") or 1)
         inline = model.startswith("gpt-image") or body.get("response_format") == "b64_json"
         data = [
-            {"b64_json": base64.b64encode(PNG).decode()} if inline
+            {"b64_json": base64.b64encode(PNG).decode()}
+            if inline
             else {"url": f"{base_url(request)}/files/{uuid.uuid4().hex}.png"}
             for _ in range(count)
         ]
@@ -97,10 +108,15 @@ class OpenAIStandIn:
 
     async def _accept(self, request: Request) -> tuple[dict[str, Any], Response | None]:
         if request.headers.get("authorization") != f"Bearer {self.key}":
-            return {}, _error(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+            return {}, _error(
+                401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key"
+            )
         if self.behaviour.errors:
             return {}, self.behaviour.errors.pop(0).response()
+        started = self.epoch
         await pause(self.behaviour.delay)
+        if started != self.epoch:  # the test that wanted this slow answer is over: record nothing
+            return {}, Response(status_code=503)
         body = await request.json()
         self.requests.append({"path": request.url.path, "body": body})
         return body, None
@@ -122,11 +138,21 @@ def _valid_data_uri(url: str) -> bool:
 
 
 def _error(status: int, message: str, kind: str, *, code: str | None = None) -> Response:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
-                        status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status
+    )
 
 
 def rate_limited(retry_after: int) -> Scripted:
-    return Scripted(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
-                                    "param": None, "code": "rate_limit_exceeded"}},
-                    {"retry-after": str(retry_after)})
+    return Scripted(
+        429,
+        {
+            "error": {
+                "message": "Rate limit reached for requests",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        },
+        {"retry-after": str(retry_after)},
+    )

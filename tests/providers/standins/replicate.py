@@ -37,6 +37,7 @@ class ReplicateBehaviour:
 class ReplicateStandIn:
     def __init__(self, token: str = "r8_test_token"):
         self.token = token
+        self.epoch = 0
         self.reset()
         self.app = Starlette(
             routes=[
@@ -49,6 +50,7 @@ class ReplicateStandIn:
         )
 
     def reset(self) -> None:
+        self.epoch += 1  # answers still in flight from the previous test are dropped
         self.behaviour = ReplicateBehaviour()
         self.predictions: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
@@ -60,10 +62,15 @@ class ReplicateStandIn:
             return denied
         if self.behaviour.submit_errors:
             return self.behaviour.submit_errors.pop(0).response()
+        started = self.epoch
         await pause(self.behaviour.submit_delay)
+        if started != self.epoch:  # the test that wanted this slow answer is over: record nothing
+            return Response(status_code=503)
         body = await request.json()
         if not isinstance(body.get("input"), dict):
-            return _problem(422, "Input validation failed", "- input: Invalid type. Expected: object, given: null")
+            return _problem(
+                422, "Input validation failed", "- input: Invalid type. Expected: object, given: null"
+            )
         owner, name = request.path_params.get("owner"), request.path_params.get("name")
         if owner is None and not body.get("version"):
             return _problem(422, "Invalid version or not permitted", "version is required")
@@ -138,7 +145,9 @@ class ReplicateStandIn:
             prediction.update(status="failed", error=behaviour.failure)
             return
         build = behaviour.output or (lambda root, pid: [f"{root}/files/{pid}-0.png"])
-        prediction.update(status="succeeded", output=build(base, prediction["id"]), metrics={"predict_time": 0.01})
+        prediction.update(
+            status="succeeded", output=build(base, prediction["id"]), metrics={"predict_time": 0.01}
+        )
 
     def _deny(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -147,8 +156,11 @@ class ReplicateStandIn:
 
 
 def _problem(status: int, title: str, detail: str) -> Response:
-    return JSONResponse({"title": title, "detail": detail, "status": status}, status_code=status,
-                        media_type="application/problem+json")
+    return JSONResponse(
+        {"title": title, "detail": detail, "status": status},
+        status_code=status,
+        media_type="application/problem+json",
+    )
 
 
 def _now() -> str:

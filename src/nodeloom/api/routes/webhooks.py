@@ -1,0 +1,76 @@
+"""Webhooks: unauthenticated triggers, a workflow's webhook settings, and the callback delivery log."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from nodeloom.api.deps import ManageScope, ReadScope, RuntimeDep
+from nodeloom.api.schemas import Body
+
+router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+
+CallbackEvent = Literal["started", "node.completed", "completed", "failed", "cancelled"]
+
+
+class WebhookSettingsUpdate(Body):
+    enabled: bool | None = None
+    triggerSecret: str | None = Field(default=None, min_length=1, max_length=200)
+    callbackUrl: str | None = Field(default=None, min_length=1, max_length=2048)
+    callbackEvents: list[CallbackEvent] | None = None
+
+
+# triggers: no credentials; the webhookId is the capability ------------------------------------------
+async def _trigger(webhook_id: str, request: Request, rt: Any) -> JSONResponse:
+    body = await request.body()
+    accepted = await run_in_threadpool(rt.triggers.trigger, webhook_id=webhook_id, headers=request.headers, body=body)
+    return JSONResponse(accepted, status_code=202)
+
+
+@router.post("/webhooks/{webhook_id}", status_code=202)
+async def trigger(webhook_id: str, request: Request, rt: RuntimeDep) -> JSONResponse:
+    return await _trigger(webhook_id, request, rt)
+
+
+@router.post("/workflow/{webhook_id}/trigger", status_code=202)
+async def trigger_alias(webhook_id: str, request: Request, rt: RuntimeDep) -> JSONResponse:
+    return await _trigger(webhook_id, request, rt)
+
+
+# a workflow's webhook settings -----------------------------------------------------------------------
+@router.get("/workflows/{workflow_id}/webhook")
+def get_webhook_settings(workflow_id: str, rt: RuntimeDep, p: ReadScope) -> dict[str, Any]:
+    return rt.triggers.get_settings(account_id=p.account_id, workflow_id=workflow_id)
+
+
+@router.patch("/workflows/{workflow_id}/webhook")
+def update_webhook_settings(workflow_id: str, body: WebhookSettingsUpdate, rt: RuntimeDep,
+                            p: ManageScope) -> dict[str, Any]:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    return rt.triggers.update_settings(account_id=p.account_id, workflow_id=workflow_id, changes=changes)
+
+
+@router.post("/workflows/{workflow_id}/webhook/rotate")
+def rotate_webhook_id(workflow_id: str, rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
+    return rt.triggers.rotate(account_id=p.account_id, workflow_id=workflow_id)
+
+
+# the callback delivery log ---------------------------------------------------------------------------
+@router.get("/webhook-deliveries")
+def list_deliveries(rt: RuntimeDep, p: ReadScope, executionId: str | None = None,
+                    limit: int = Query(default=50, ge=1, le=100), cursor: str | None = None) -> dict[str, Any]:
+    return rt.deliveries.list(account_id=p.account_id, execution_id=executionId, limit=limit, cursor=cursor)
+
+
+@router.get("/webhook-deliveries/{delivery_id}")
+def get_delivery(delivery_id: str, rt: RuntimeDep, p: ReadScope) -> dict[str, Any]:
+    return rt.deliveries.get(account_id=p.account_id, delivery_id=delivery_id)
+
+
+@router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202)
+def redeliver(delivery_id: str, rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
+    return rt.deliveries.redeliver(account_id=p.account_id, delivery_id=delivery_id)
