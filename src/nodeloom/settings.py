@@ -6,8 +6,26 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class PlanLimits(BaseModel):
+    """What one plan allows (API.md "Rate limits, quotas, plans"); accounts may override any field."""
+
+    requests_per_minute: int = Field(ge=1)
+    executions_per_day: int | None = Field(default=None, ge=0)  # None: unlimited
+    executions_per_minute: int = Field(ge=1)
+    concurrency: int = Field(ge=1)  # executions running at once; the rest wait in the queue
+
+
+DEFAULT_PLANS: dict[str, dict[str, int | None]] = {
+    "free": {"requests_per_minute": 10, "executions_per_day": 50, "executions_per_minute": 10, "concurrency": 2},
+    "starter": {"requests_per_minute": 20, "executions_per_day": 200, "executions_per_minute": 10, "concurrency": 4},
+    "pro": {"requests_per_minute": 60, "executions_per_day": 1000, "executions_per_minute": 10, "concurrency": 10},
+    "enterprise": {"requests_per_minute": 200, "executions_per_day": None, "executions_per_minute": 10,
+                   "concurrency": 50},
+}
 
 
 class Settings(BaseSettings):
@@ -61,6 +79,16 @@ class Settings(BaseSettings):
     retention_days: float = 30.0
     idempotency_hours: float = 24.0
 
+    # plans, rate limits and quotas. NODELOOM_PLANS='{"free": {"requests_per_minute": 20}}' changes only
+    # the fields it names; windows are `rate_limit_window_seconds` long (a minute; tests shorten it)
+    plans: dict[str, PlanLimits] = Field(default_factory=lambda: {k: PlanLimits(**v) for k, v in DEFAULT_PLANS.items()})
+    rate_limits_enabled: bool = True  # False: requests and executions are counted (headers) but never refused
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    anonymous_requests_per_minute: int = Field(default=60, ge=1)  # per client address, without a valid key
+    session_requests_per_minute: int = Field(default=600, ge=1)  # per dashboard session
+    rate_limit_namespace: str = Field(default="nodeloom", min_length=1, max_length=64)  # Redis key prefix
+    plan_cache_seconds: float = Field(default=5.0, ge=0)  # how long a process trusts an account's plan
+
     @field_validator("cors_origins", "node_packs", mode="before")
     @classmethod
     def _split_origins(cls, v: object) -> object:
@@ -81,6 +109,21 @@ class Settings(BaseSettings):
         if any(delay < 0 for delay in v):
             raise ValueError("webhook retry delays must not be negative")
         return v
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _merge_plans(cls, v: object) -> object:
+        if isinstance(v, str):
+            import json
+
+            v = json.loads(v)
+        if not isinstance(v, dict):
+            return v
+        merged: dict[str, object] = {k: dict(p) for k, p in DEFAULT_PLANS.items()}
+        for name, given in v.items():
+            fields = given.model_dump() if isinstance(given, PlanLimits) else given
+            merged[name] = {**merged.get(name, {}), **fields} if isinstance(fields, dict) else fields  # type: ignore[dict-item]
+        return merged
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

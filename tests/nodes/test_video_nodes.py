@@ -316,6 +316,23 @@ async def test_extract_audio_needs_a_soundtrack(ctx: Ctx) -> None:
         await V.VideoExtractAudio().run(ctx(), video=await clip(ctx), format="wav")
 
 
+@pytest.mark.parametrize(("ext", "codecs"), [
+    ("webm", ["-c:v", "libvpx", "-c:a", "libopus"]), ("mkv", ["-c:v", "libx264", "-c:a", "aac"]),
+    ("avi", ["-c:v", "mpeg4", "-c:a", "libmp3lame"]), ("mov", ["-c:v", "libx264", "-c:a", "aac"]),
+    ("gif", ["-an"]),
+])
+async def test_common_containers_are_read(ctx: Ctx, tmp_path: Path, ext: str, codecs: list[str]) -> None:
+    src = tmp_path / f"src.{ext}"
+    await V.run_ffmpeg(None, ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-f", "lavfi", "-i",
+                              "sine=frequency=440", "-t", "1", *codecs, str(src)])
+    media = MediaFile.from_path(src)
+    i = await info(ctx, media)
+    assert (i["frames"], i["width"], i["height"], i["fps"]) == (10, 64, 48, 10.0)
+    assert i["hasAudio"] is (ext != "gif")
+    trimmed = await info(ctx, (await V.VideoTrim().run(ctx(), video=media, start=0.5, duration=0))["video"])
+    assert trimmed["frames"] == 5 and trimmed["videoCodec"] == "h264"
+
+
 # ------------------------------------------------------------------------------ safety and plumbing
 
 

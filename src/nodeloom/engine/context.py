@@ -78,7 +78,10 @@ class NodeContext:
         self.element = element
         self._emit = emit_progress
         self._cancel = cancel_event
-        self.logger = logging.getLogger(f"nodeloom.node.{node_id}")
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logging.getLogger(f"nodeloom.node.{self.node_id}")
 
     async def progress(self, fraction: float, message: str | None = None) -> None:
         if self._cancel.is_set():

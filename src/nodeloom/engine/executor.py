@@ -80,7 +80,8 @@ async def run(
         instance = node.type()
         timeout = node.type.timeout_s or opts.node_timeout_s
         try:
-            out = await asyncio.wait_for(instance.run(ctx, **node.params, **kwargs), timeout)
+            async with asyncio.timeout(timeout):
+                out = await instance.run(ctx, **node.params, **kwargs)
         except TimeoutError as exc:
             raise NodeTimeout(f"node '{node.id}' ran past its {timeout:g} s deadline", node_id=node.id) from exc
         return out or {}

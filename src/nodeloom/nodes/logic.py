@@ -464,13 +464,14 @@ class ListSlice(Node):
     description = "Takes items from `start` up to (not including) `end`, every `step`-th; negatives count from the end."
     inputs = (ITEMS_IN,)
     params = (
-        Param("start", "integer", default=0),
+        Param("start", "integer", description="Empty: from the first item (the last when `step` is negative)"),
         Param("end", "integer", description="Empty: to the end"),
         Param("step", "integer", default=1, min=-1000, max=1000),
     )
     outputs = (ITEMS_OUT,)
 
-    async def run(self, ctx: Context, *, items: list[Any], start: int, end: int | None, step: int) -> dict[str, Any]:
+    async def run(self, ctx: Context, *, items: list[Any], start: int | None, end: int | None,
+                  step: int) -> dict[str, Any]:
         if step == 0:
             raise NodeError("step cannot be 0", code="invalid_param")
         return {"items": items[start:end:step]}

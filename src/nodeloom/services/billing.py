@@ -1,0 +1,260 @@
+"""Credits: pricing, the hold taken at submit, per-node charges, the release at the end.
+
+The balance (`accounts.credits`) only ever goes down through a conditional update
+(`… SET credits = credits - :x WHERE credits >= :x`), so concurrent submissions racing for the last
+credits cannot drive it below zero: one wins, the others answer 402. The lifecycle of an execution:
+
+1. submit — the whole graph is priced and the estimate held, in the transaction that creates the
+   execution (402 and nothing queued when the balance is short);
+2. a fan-out whose list is longer than the one element the estimate counted must hold the extra
+   elements before they start (`admit`), or the node fails with `insufficient_credits`;
+3. node completed — the node's price (times its elements) is settled from the hold, once per
+   (execution, node): a retried node is never charged twice; cache hits and failed nodes are free;
+4. terminal — whatever is still held goes back to the balance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from nodeloom.clock import Clock
+from nodeloom.engine.errors import NodeError
+from nodeloom.engine.graph import Graph, NodeInstance
+from nodeloom.engine.node import Node
+from nodeloom.errors import ApiError, NotFound, ValidationFailed
+from nodeloom.services.usage import OPEN_HOLD, add_credits, day_of
+from nodeloom.storage.db import Database
+from nodeloom.storage.models import Account, Execution, ExecutionNode
+from nodeloom.storage.models_platform import EXECUTION_WIDE, CreditEntry
+
+if TYPE_CHECKING:
+    from nodeloom.services.executions import Submission
+
+log = logging.getLogger("nodeloom.billing")
+
+CENT = Decimal("0.0001")  # credits are kept to four places (the column's scale)
+#: tolerance for SQLite, whose NUMERIC arithmetic is floating point; PostgreSQL's is exact
+EPSILON = Decimal("0.00005")
+
+
+def credits(value: float | Decimal | int) -> Decimal:
+    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class InsufficientCredits(ApiError):
+    status = 402
+    code = "insufficient_credits"
+
+    def __init__(self, message: str, **extra: Any):
+        super().__init__(message, **extra)
+
+    def anonymous(self) -> InsufficientCredits:
+        """The same refusal without the balance and breakdown (for callers without credentials)."""
+        return InsufficientCredits("the workflow's account does not have enough credits for this execution")
+
+
+@dataclass(frozen=True)
+class NodePrice:
+    node_id: str
+    node_type: str
+    credits: Decimal  # for one run; for a fan-out, for one element
+    fan_out: bool
+
+    def public(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"nodeId": self.node_id, "nodeType": self.node_type, "credits": float(self.credits)}
+        if self.fan_out:
+            out["perElement"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    credits: Decimal
+    breakdown: list[NodePrice]
+    complete: bool  # False when fan-out lengths are only known at run time (one element counted)
+
+    def public_breakdown(self) -> list[dict[str, Any]]:
+        return [p.public() for p in self.breakdown]
+
+
+#: which providers an account brings its own vendor key for (their nodes cost `byok_credits`)
+OwnKeys = Callable[[str], Collection[str]]
+
+
+class BillingService:
+    def __init__(self, db: Database, *, clock: Clock, own_keys: OwnKeys | None = None):
+        self.db = db
+        self.clock = clock
+        self.own_keys: OwnKeys = own_keys or (lambda _account_id: ())
+
+    # pricing -----------------------------------------------------------------------------------------
+    def unit_price(self, node_type: type[Node], params: dict[str, Any], *, own: Collection[str] = ()) -> Decimal:
+        if node_type.provider is not None and node_type.provider in own:
+            return credits(node_type.byok_credits)
+        return credits(max(0.0, float(node_type.price(params))))
+
+    def estimate(self, graph: Graph, *, account_id: str) -> Estimate:
+        own = self.own_keys(account_id)
+        breakdown: list[NodePrice] = []
+        for nid in graph.order:
+            node = graph.nodes[nid]
+            price = self.unit_price(node.type, node.params, own=own)
+            if node.type.role != "node" and price == 0:
+                continue
+            breakdown.append(NodePrice(nid, node.type.type, price, bool(node.fanned_inputs)))
+        total = sum((p.credits for p in breakdown), Decimal(0))
+        complete = not any(p.fan_out and p.credits > 0 for p in breakdown)
+        return Estimate(credits=credits(total), breakdown=breakdown, complete=complete)
+
+    def quote(self, graph: Graph, *, account_id: str) -> dict[str, Any]:
+        """The body of `POST /workflows/{id}/estimate`."""
+        est = self.estimate(graph, account_id=account_id)
+        balance = self.balance(account_id)
+        return {"credits": float(est.credits), "balance": float(balance), "sufficient": balance >= est.credits,
+                "estimateComplete": est.complete, "breakdown": est.public_breakdown()}
+
+    def balance(self, account_id: str) -> Decimal:
+        with self.db.read() as s:
+            value = s.scalar(select(Account.credits).where(Account.id == account_id))
+        if value is None:
+            raise NotFound("account not found")
+        return credits(value)
+
+    def grant(self, account_id: str, amount: float | Decimal, *, note: str | None = None) -> Decimal:
+        value = credits(amount)
+        if value <= 0:
+            raise ValidationFailed("grant a positive amount", [{"path": "amount", "message": "must be > 0"}])
+        with self.db.write() as s:
+            res = s.execute(update(Account).where(Account.id == account_id)
+                            .values(credits=func.round(Account.credits + value, 4))
+                            .execution_options(synchronize_session=False))
+            if res.rowcount != 1:
+                raise NotFound("account not found")
+            s.add(CreditEntry(account_id=account_id, kind="grant", amount=value, note=note,
+                              created_at=self.clock.now()))
+        return self.balance(account_id)
+
+    def ledger(self, account_id: str, *, execution_id: str | None = None) -> list[dict[str, Any]]:
+        stmt = select(CreditEntry).where(CreditEntry.account_id == account_id)
+        if execution_id is not None:
+            stmt = stmt.where(CreditEntry.execution_id == execution_id)
+        with self.db.read() as s:
+            rows = s.scalars(stmt.order_by(CreditEntry.id)).all()
+        return [{"kind": r.kind, "amount": float(r.amount), "executionId": r.execution_id, "nodeId": r.node_id,
+                 "note": r.note} for r in rows]
+
+    # the balance ------------------------------------------------------------------------------------
+    @staticmethod
+    def _take(s: Session, account_id: str, amount: Decimal) -> bool:
+        """Move `amount` out of the balance if it is there; never below zero, whoever else is spending."""
+        res = s.execute(update(Account)
+                        .where(Account.id == account_id, Account.credits + EPSILON >= amount)
+                        .values(credits=func.round(Account.credits - amount, 4))
+                        .execution_options(synchronize_session=False))
+        return res.rowcount == 1
+
+    @staticmethod
+    def _give(s: Session, account_id: str, amount: Decimal) -> None:
+        s.execute(update(Account).where(Account.id == account_id)
+                  .values(credits=func.round(Account.credits + amount, 4))
+                  .execution_options(synchronize_session=False))
+
+    @staticmethod
+    def _held(s: Session, execution_id: str) -> Decimal:
+        value = s.scalar(select(func.coalesce(func.sum(OPEN_HOLD), 0)).where(CreditEntry.execution_id == execution_id))
+        return credits(value or 0)
+
+    @staticmethod
+    def _entry(s: Session, execution_id: str, node_id: str, kind: str) -> CreditEntry | None:
+        return s.scalar(select(CreditEntry).where(CreditEntry.execution_id == execution_id,
+                                                  CreditEntry.node_id == node_id, CreditEntry.kind == kind))
+
+    # submit: a gate of ExecutionService -------------------------------------------------------------
+    def check(self, *, account_id: str, sub: Submission) -> None:
+        """Nothing to do before the transaction: the hold below is the check."""
+
+    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution: Execution) -> None:
+        """Hold the estimate in the transaction that creates the execution, or refuse with 402."""
+        est = self.estimate(sub.graph, account_id=account_id)
+        if est.credits <= 0:
+            return
+        if not self._take(s, account_id, est.credits):
+            balance = credits(s.scalar(select(Account.credits).where(Account.id == account_id)) or 0)
+            raise InsufficientCredits(
+                f"this execution needs {est.credits.normalize():f} credits and the balance is "
+                f"{balance.normalize():f}", required=float(est.credits), balance=float(balance),
+                breakdown=est.public_breakdown())
+        s.add(CreditEntry(account_id=account_id, kind="hold", amount=est.credits, execution_id=execution.id,
+                          node_id=EXECUTION_WIDE, created_at=self.clock.now()))
+
+    # running: hooks of the runner and the engine ----------------------------------------------------
+    async def admit(self, execution_id: str, node: NodeInstance, elements: int) -> None:
+        """RunOptions.admit: a fan-out of `elements` may start only once the extra elements are held."""
+        if elements > 1:
+            await asyncio.to_thread(self._admit, execution_id, node, elements)
+
+    def _admit(self, execution_id: str, node: NodeInstance, elements: int) -> None:
+        with self.db.write() as s:
+            ex = s.get(Execution, execution_id)
+            if ex is None:
+                return
+            unit = self.unit_price(node.type, node.params, own=self.own_keys(ex.account_id))
+            extra = credits(unit * (elements - 1))
+            if extra <= 0 or self._entry(s, execution_id, node.id, "hold") is not None:
+                return  # free, or admitted by an earlier attempt of this execution
+            if not self._take(s, ex.account_id, extra):
+                balance = credits(s.scalar(select(Account.credits).where(Account.id == ex.account_id)) or 0)
+                raise NodeError(f"node '{node.id}' runs {elements} times and needs {extra.normalize():f} more "
+                                f"credits than were held; the balance is {balance.normalize():f}",
+                                code="insufficient_credits", node_id=node.id)
+            s.add(CreditEntry(account_id=ex.account_id, kind="hold", amount=extra, execution_id=execution_id,
+                              node_id=node.id, note=f"fan-out: {elements} elements", created_at=self.clock.now()))
+
+    def on_node_completed(self, s: Session, ex: Execution, row: ExecutionNode, node: NodeInstance,
+                          data: dict[str, Any]) -> None:
+        """Runner node hook: settle a node that ran from the execution's hold (once per node)."""
+        if data.get("cached"):
+            return
+        elements = data.get("elements")
+        count = int(elements) if isinstance(elements, int) and node.fanned_inputs else 1
+        amount = credits(self.unit_price(node.type, node.params, own=self.own_keys(ex.account_id)) * count)
+        if amount <= 0 or self._entry(s, ex.id, node.id, "charge") is not None:
+            return
+        held = self._held(s, ex.id)
+        if amount > held:
+            shortfall = amount - held
+            if self._entry(s, ex.id, node.id, "hold") is None and self._take(s, ex.account_id, shortfall):
+                s.add(CreditEntry(account_id=ex.account_id, kind="hold", amount=shortfall, execution_id=ex.id,
+                                  node_id=node.id, note="settled beyond the estimate", created_at=self.clock.now()))
+            else:
+                log.warning("execution %s node %s costs %s but only %s is held; charging what is held",
+                            ex.id, node.id, amount, held)
+                amount = held
+        if amount <= 0:
+            return
+        now = self.clock.now()
+        s.add(CreditEntry(account_id=ex.account_id, kind="charge", amount=amount, execution_id=ex.id,
+                          node_id=node.id, created_at=now))
+        row.credits = amount
+        ex.credits_used = credits((ex.credits_used or 0) + amount)
+        add_credits(s, account_id=ex.account_id, day=day_of(now), amount=amount)
+
+    def on_terminal(self, s: Session, ex: Execution) -> None:
+        """Terminal hook (runner and cancel): give back whatever the execution still holds."""
+        left = self._held(s, ex.id)
+        if left <= 0 or self._entry(s, ex.id, EXECUTION_WIDE, "release") is not None:
+            return
+        self._give(s, ex.account_id, left)
+        s.add(CreditEntry(account_id=ex.account_id, kind="release", amount=left, execution_id=ex.id,
+                          node_id=EXECUTION_WIDE, created_at=self.clock.now()))
+
+
+__all__ = ["BillingService", "Estimate", "InsufficientCredits", "NodePrice", "credits"]

@@ -1,0 +1,232 @@
+"""Plans, rate limits, daily quotas and concurrency caps (API.md "Rate limits, quotas, plans").
+
+- Request and execution rates use the `limits` library's moving window: in process memory on the
+  embedded default, on Redis when `NODELOOM_REDIS_URL` is set, so every API process shares one budget.
+  The windows follow real time; their length is configuration (`rate_limit_window_seconds`).
+- The daily quota is a counter row incremented, conditionally, in the transaction that creates the
+  execution, so concurrent submissions cannot overshoot it. Days are UTC days of the injected clock.
+- Concurrency caps are applied where work is claimed (`blocked_accounts` is the SQL queue's
+  `cap_filter`): a capped account's executions wait in the queue while others pass them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from nodeloom.clock import Clock
+from nodeloom.errors import ApiError, NotFound, ValidationFailed
+from nodeloom.services.usage import day_of, ensure_day
+from nodeloom.settings import PlanLimits, Settings
+from nodeloom.storage.db import Database
+from nodeloom.storage.models import Account, Job
+from nodeloom.storage.models_platform import UsageDay
+
+if TYPE_CHECKING:
+    from nodeloom.services.accounts import Principal
+    from nodeloom.services.executions import Submission
+    from nodeloom.storage.models import Execution
+
+#: per-account overrides an operator may set (`nodeloom accounts set-limits`), stored in `accounts.limits`
+OVERRIDABLE = ("requests_per_minute", "executions_per_day", "executions_per_minute", "concurrency")
+#: PostgreSQL advisory lock that serialises claims while caps are counted (SQLite claims are serial anyway)
+CLAIM_LOCK = 0x6E6C_6361_7073
+
+
+class RateLimited(ApiError):
+    """429 with `retryAfter` in the body and a `Retry-After` header."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None):
+        super().__init__(message, code=code, retryAfter=retry_after)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One moving window after a hit (or a peek): what the X-RateLimit-* headers say."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: float  # unix seconds at which the oldest request in the window leaves it
+
+    def retry_after(self, now: float) -> int:
+        return max(1, math.ceil(self.reset - now))
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"x-ratelimit-limit", str(self.limit).encode()),
+                (b"x-ratelimit-remaining", str(max(0, self.remaining)).encode()),
+                (b"x-ratelimit-reset", str(math.ceil(self.reset)).encode())]
+
+
+class LimitsService:
+    def __init__(self, db: Database, *, settings: Settings, clock: Clock):
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.enforce = settings.rate_limits_enabled
+        self.window_seconds = settings.rate_limit_window_seconds
+        self.shared = bool(settings.redis_url)
+        storage: Any = (storage_from_string(settings.redis_url, key_prefix=settings.rate_limit_namespace)
+                        if settings.redis_url else MemoryStorage())
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage)
+        self._items: dict[int, RateLimitItem] = {}
+        self._plans: dict[str, tuple[float, str, PlanLimits]] = {}
+        self._lock = threading.Lock()
+
+    # plans -------------------------------------------------------------------------------------------
+    def plan_for(self, account_id: str, *, session: Session | None = None) -> tuple[str, PlanLimits]:
+        """The account's plan name and its effective limits (plan defaults + per-account overrides)."""
+        now = self.clock.time()
+        cached = self._plans.get(account_id)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        if session is not None:
+            row = session.execute(select(Account.plan, Account.limits).where(Account.id == account_id)).first()
+        else:
+            with self.db.read() as s:
+                row = s.execute(select(Account.plan, Account.limits).where(Account.id == account_id)).first()
+        name, overrides = (row[0], row[1] or {}) if row is not None else ("free", {})
+        base = self.settings.plans.get(name) or self.settings.plans["free"]
+        fields = {k: v for k, v in (overrides or {}).items() if k in OVERRIDABLE}
+        limits = base.model_copy(update=fields) if fields else base
+        with self._lock:
+            self._plans[account_id] = (now + self.settings.plan_cache_seconds, name, limits)
+        return name, limits
+
+    def invalidate(self, account_id: str) -> None:
+        with self._lock:
+            self._plans.pop(account_id, None)
+
+    def set_plan(self, account_id: str, plan: str) -> dict[str, Any]:
+        if plan not in self.settings.plans:
+            raise ValidationFailed(f"unknown plan '{plan}'",
+                                   [{"path": "plan", "message": f"one of {sorted(self.settings.plans)}"}])
+        with self.db.write() as s:
+            account = s.get(Account, account_id)
+            if account is None:
+                raise NotFound("account not found")
+            account.plan = plan
+        self.invalidate(account_id)
+        return self.describe(account_id)
+
+    def set_limits(self, account_id: str, *, clear: bool = False, **overrides: int | None) -> dict[str, Any]:
+        """Override plan limits for one account. A value of None leaves a field as it is; a negative
+        `executions_per_day` means unlimited; `clear` drops every override first."""
+        unknown = set(overrides) - set(OVERRIDABLE)
+        if unknown:
+            raise ValidationFailed("unknown limits", [{"path": k, "message": "not a limit"} for k in sorted(unknown)])
+        with self.db.write() as s:
+            account = s.get(Account, account_id)
+            if account is None:
+                raise NotFound("account not found")
+            current = {} if clear else dict(account.limits or {})
+            for k, v in overrides.items():
+                if v is None:
+                    continue
+                current[k] = None if (k == "executions_per_day" and v < 0) else v
+            PlanLimits(**{**self.settings.plans["free"].model_dump(), **current})  # refuses nonsense values
+            account.limits = current
+        self.invalidate(account_id)
+        return self.describe(account_id)
+
+    def describe(self, account_id: str) -> dict[str, Any]:
+        name, limits = self.plan_for(account_id)
+        return {"accountId": account_id, "plan": name, **limits.model_dump()}
+
+    # request rate ------------------------------------------------------------------------------------
+    def _item(self, amount: int) -> RateLimitItem:
+        item = self._items.get(amount)
+        if item is None:
+            item = self._items[amount] = RateLimitItemPerSecond(amount, self.window_seconds)
+        return item
+
+    def hit(self, key: str, limit: int) -> Budget:
+        """Count one request against `key`'s moving window (refused requests are not counted)."""
+        item = self._item(limit)
+        allowed = self.limiter.hit(item, key)
+        reset, remaining = self.limiter.get_window_stats(item, key)
+        return Budget(allowed=allowed, limit=limit, remaining=remaining, reset=reset)
+
+    def peek(self, key: str, limit: int) -> Budget:
+        item = self._item(limit)
+        reset, remaining = self.limiter.get_window_stats(item, key)
+        return Budget(allowed=remaining > 0, limit=limit, remaining=remaining, reset=reset)
+
+    def request_budget(self, principal: Principal | None, *, client: str,
+                       session_id: str | None = None) -> tuple[str, int]:
+        """Whose budget a request spends: a dashboard session's, an API account's, or a client address's."""
+        if principal is None:
+            return f"addr:{client}", self.settings.anonymous_requests_per_minute
+        if principal.user_id is not None:
+            return f"session:{session_id or principal.user_id}", self.settings.session_requests_per_minute
+        return f"acct:{principal.account_id}", self.plan_for(principal.account_id)[1].requests_per_minute
+
+    # executions: a submit gate (ExecutionService.gates) ------------------------------------------------
+    def check(self, *, account_id: str, sub: Submission) -> None:
+        """Execution rate, before the submit transaction (a refused submission still spent its slot)."""
+        _name, plan = self.plan_for(account_id)
+        budget = self.hit(f"exec:{account_id}", plan.executions_per_minute)
+        if not budget.allowed and self.enforce:
+            wait = budget.retry_after(time.time())
+            raise RateLimited(f"at most {plan.executions_per_minute} executions per {self._window_words()}; "
+                              f"retry in {wait} s", retry_after=wait, code="execution_rate_limited")
+
+    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution: Execution) -> None:
+        """Daily quota, inside the submit transaction: a conditional increment of today's counter."""
+        _name, plan = self.plan_for(account_id, session=s)
+        now = self.clock.now()
+        day = day_of(now)
+        ensure_day(s, account_id=account_id, day=day)
+        stmt = update(UsageDay).where(UsageDay.account_id == account_id, UsageDay.day == day)
+        if plan.executions_per_day is not None:
+            stmt = stmt.where(UsageDay.executions < plan.executions_per_day)
+        res = s.execute(stmt.values(executions=UsageDay.executions + 1).execution_options(synchronize_session=False))
+        if res.rowcount == 0:
+            wait = seconds_to_midnight(now)
+            raise RateLimited(f"the daily quota of {plan.executions_per_day} executions is used up; it resets at "
+                              "00:00 UTC", retry_after=wait, code="daily_quota_exceeded")
+
+    def executions_on(self, account_id: str, day: str) -> int:
+        with self.db.read() as s:
+            n = s.scalar(select(UsageDay.executions).where(UsageDay.account_id == account_id, UsageDay.day == day))
+        return int(n or 0)
+
+    # concurrency: the SQL queue's cap_filter -----------------------------------------------------------
+    def blocked_accounts(self, s: Session) -> set[str]:
+        """Accounts whose running executions (live claimed jobs) reached their plan's concurrency cap."""
+        if not self.db.is_sqlite:
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
+        now = self.clock.time()
+        rows = s.execute(select(Job.account_id, func.count()).where(Job.state == "claimed",
+                                                                    Job.lease_expires_at >= now)
+                         .group_by(Job.account_id)).all()
+        return {account_id for account_id, running in rows
+                if running >= self.plan_for(account_id, session=s)[1].concurrency}
+
+    def _window_words(self) -> str:
+        return "minute" if self.window_seconds == 60 else f"{self.window_seconds} s"
+
+
+def seconds_to_midnight(now: datetime) -> int:
+    """Seconds until the next 00:00 UTC (the daily quota's reset)."""
+    midnight = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
+    return max(1, math.ceil((midnight - now).total_seconds()))
+
+
+__all__ = ["OVERRIDABLE", "Budget", "LimitsService", "RateLimited", "seconds_to_midnight"]
