@@ -95,6 +95,54 @@ def accounts_create(name: Annotated[str, typer.Option(help="Account name")],
         console.print(f"account [bold]{account.id}[/] ({plan}); API key: [bold]{token}[/] (shown once)")
 
 
+def _account_command(action: Any, as_json: bool) -> None:
+    """Run one account change and print its result (exit 2 with the message on a refusal)."""
+    from nodeloom.errors import ApiError
+
+    try:
+        result = action(_runtime())
+    except ApiError as exc:
+        err_console.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print(", ".join(f"{k}: [bold]{v}[/]" for k, v in result.items()))
+
+
+@accounts_app.command("set-plan")
+def accounts_set_plan(account: Annotated[str, typer.Argument(help="Account id (acct_...)")],
+                      plan: Annotated[str, typer.Argument(help="free | starter | pro | enterprise (or a configured plan)")],
+                      as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
+    """Move an account to another plan (its own limit overrides stay)."""
+    _account_command(lambda rt: rt.limiter.set_plan(account, plan), as_json)
+
+
+@accounts_app.command("set-limits")
+def accounts_set_limits(
+        account: Annotated[str, typer.Argument(help="Account id (acct_...)")],
+        requests_per_minute: Annotated[int | None, typer.Option(help="API requests per minute")] = None,
+        executions_per_day: Annotated[int | None, typer.Option(help="Executions per UTC day (-1: unlimited)")] = None,
+        executions_per_minute: Annotated[int | None, typer.Option(help="Executions per minute")] = None,
+        concurrency: Annotated[int | None, typer.Option(help="Executions running at once")] = None,
+        clear: Annotated[bool, typer.Option(help="Drop every override first (back to the plan's limits)")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
+    """Override an account's plan limits; options not given keep their current value."""
+    _account_command(lambda rt: rt.limiter.set_limits(
+        account, clear=clear, requests_per_minute=requests_per_minute, executions_per_day=executions_per_day,
+        executions_per_minute=executions_per_minute, concurrency=concurrency), as_json)
+
+
+@accounts_app.command("grant-credits")
+def accounts_grant_credits(account: Annotated[str, typer.Argument(help="Account id (acct_...)")],
+                           amount: Annotated[float, typer.Argument(help="Credits to add (recorded in the ledger)")],
+                           note: Annotated[str | None, typer.Option(help="Why (kept in the ledger)")] = None,
+                           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
+    """Add credits to an account's balance."""
+    _account_command(lambda rt: {"accountId": account, "granted": amount,
+                                 "balance": float(rt.billing.grant(account, amount, note=note))}, as_json)
+
+
 @keys_app.command("create")
 def keys_create(account: Annotated[str, typer.Option(help="Account id (acct_...)")],
                 scopes: Annotated[str, typer.Option(help="Comma-separated: execute,read,usage,manage")] = "execute,read",
@@ -166,13 +214,18 @@ def run_cmd(graph_file: Annotated[Path, typer.Argument(help="Graph JSON (a graph
 @app.command()
 def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu,io,gpu")] = "cpu,io,gpu",
            concurrency: Annotated[int, typer.Option(help="Executions at once")] = 4) -> None:
-    """Run a standalone worker against the shared database (the `sql` queue)."""
-    from nodeloom.worker import Runtime, Worker
+    """Run a worker: on NODELOOM_QUEUE=celery a Celery worker for these queues, else a standalone
+    worker polling the shared database (the `sql` queue)."""
+    from nodeloom.worker import Runtime, Worker, run_celery_worker
 
     settings = Settings()
+    if settings.queue == "celery":
+        run_celery_worker(settings, queues=tuple(q.strip() for q in queues.split(",")), concurrency=concurrency)
+        return
     rt = Runtime(settings, migrate=False)
     w = Worker(queue=rt.queue, runner=rt.runner, concurrency=concurrency,
-               poll_interval=settings.poll_interval_seconds, queues=tuple(q.strip() for q in queues.split(",")))
+               poll_interval=settings.poll_interval_seconds, queues=tuple(q.strip() for q in queues.split(",")),
+               periodic=rt.periodic)
 
     async def main() -> None:
         import signal

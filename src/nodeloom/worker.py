@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from nodeloom.clock import Clock, SystemClock
 from nodeloom.media.urlguard import Resolver
@@ -36,7 +37,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.queues = queues
         self.worker_id = worker_id or make_worker_id()
-        self.periodic = periodic or []
+        self.periodic = periodic if periodic is not None else []  # the caller's list: it may grow after
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -91,6 +92,14 @@ class Worker:
             log.exception("execution %s crashed in the runner; its lease will expire and it will be retried",
                           claim.execution_id)
 
+    async def run_periodic(self, stop: asyncio.Event) -> None:
+        """Only the periodic duties (a Celery worker's loop: its tasks arrive from the broker)."""
+        tasks = [asyncio.create_task(self._every(interval, fn, stop)) for interval, fn in self.periodic]
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _every(self, interval: float, fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -144,33 +153,101 @@ class Runtime:
         if migrate:
             upgrade(url)
         self.db = Database(url)
-        self.registry = Registry(builtin_nodes(PACKS + tuple(settings.node_packs)))
+        node_types = builtin_nodes(PACKS + tuple(settings.node_packs))
+        self._build_hosted(secret)
+        #: the catalogue's registry marks hosted nodes unavailable when the operator has no key for any of
+        #: their vendors; validation and the runner use `runnable`, because an account's own key may serve
+        #: them (checked per account at execute by `hosted.check_graph`)
+        self.registry = Registry(node_types, availability_hook=self.hosted.unavailable_reason)
+        self.runnable = Registry(node_types)
         self.limits = Limits(max_nodes=settings.max_nodes, max_params_bytes=settings.max_params_bytes)
         self.blobs = LocalBlobStore(settings.files_dir)
         self.files = FileService(self.db, self.blobs, secret_key=secret, clock=self.clock,
                                  ttl_seconds=settings.signed_url_ttl_seconds)
         self.accounts = AccountService(self.db, secret_key=secret, clock=self.clock)
-        self.workflows = WorkflowService(self.db, self.registry, clock=self.clock, limits=self.limits)
-        self.hub = EventHub()
-        self.queue = SqlQueue(self.db, clock=self.clock, lease_seconds=settings.lease_seconds)
+        self._build_platform(settings)
+        self.workflows = WorkflowService(self.db, self.runnable, clock=self.clock, limits=self.limits)
+        if settings.redis_url:
+            from nodeloom.services.hub import RedisEventHub
+
+            self.hub: EventHub = RedisEventHub(settings.redis_url)
+        else:
+            self.hub = EventHub()
+        self.sql_queue = SqlQueue(self.db, clock=self.clock, lease_seconds=settings.lease_seconds,
+                                  cap_filter=self.limiter.blocked_accounts)
+        self.queue: Any = self.sql_queue
+        self.celery: Any = None
+        if settings.queue == "celery":
+            from nodeloom.queue.celery import CeleryQueue, make_celery
+
+            if not settings.broker_url:
+                raise ValueError("NODELOOM_QUEUE=celery needs NODELOOM_BROKER_URL (redis://… or amqp://…)")
+            self.celery = make_celery(settings.broker_url)
+            self.queue = CeleryQueue(self.sql_queue, self.celery)
         self.executions = ExecutionService(self.db, workflows=self.workflows, queue=self.queue, files=self.files,
                                            hub=self.hub, clock=self.clock)
-        self.guard = AddressGuard(allow_private=settings.allow_private_urls, resolver=resolver)
+        self.guard = AddressGuard(allow_private=settings.allow_private_urls, resolver=resolver,
+                                  trusted_hosts=self.hosted.settings.configured_base_urls())
         self.http = GuardedClient(self.guard)
         self.media = MediaResolver(self.files, self.http, max_bytes=settings.max_fetch_bytes)
         self.cache = MemoryCache(settings.cache_entries_per_account)
         self.pool = make_process_pool(settings.process_pool_size)
         self.runner = ExecutionRunner(
-            db=self.db, registry=self.registry, queue=self.queue, files=self.files, hub=self.hub, clock=self.clock,
-            cache=self.cache, pool=self.pool, services={"media": self.media, "files": self.files, "http": self.http},
+            db=self.db, registry=self.runnable, queue=self.queue, files=self.files, hub=self.hub, clock=self.clock,
+            cache=self.cache, pool=self.pool, services={"media": self.media, "files": self.files, "http": self.http,
+                                               "providers": self.hosted},
             secrets=dict(os.environ), limits=self.limits,
-            options=RunOptions(concurrency=settings.graph_concurrency, node_timeout_s=settings.node_timeout_seconds),
+            options=RunOptions(concurrency=settings.graph_concurrency, node_timeout_s=settings.node_timeout_seconds,
+                               admit=self.billing.admit),
             heartbeat_seconds=settings.heartbeat_seconds, work_root=settings.data_dir.resolve() / "work",
             max_attempts=settings.max_attempts)
+        #: background duties every worker runs (sweepers, webhook sender): (interval seconds, coroutine fn)
+        self.periodic: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+        if self.celery is not None:
+            self.periodic.append((max(0.5, settings.lease_seconds / 3), self._sweep_broker))
         self.worker = Worker(queue=self.queue, runner=self.runner, concurrency=settings.worker_concurrency,
-                             poll_interval=settings.poll_interval_seconds)
+                             poll_interval=settings.poll_interval_seconds, periodic=self.periodic)
         self.executions.on_enqueue.append(self.worker.wake)
+        self._wire_platform(settings)
         self._wire_webhooks(settings)
+        self.executions.graph_checks.append(self.hosted.check_graph)
+
+    @property
+    def embedded_workers(self) -> bool:
+        """Workers run inside the API process only on the `sql` queue (Celery has its own workers)."""
+        return self.settings.embedded_workers and self.settings.queue == "sql"
+
+    async def _sweep_broker(self) -> None:
+        await asyncio.to_thread(self.queue.sweep, stale_after=self.settings.lease_seconds * 2)
+
+    def _build_hosted(self, secret: str) -> None:
+        """Hosted model providers (vendor URLs and keys from the environment) and accounts' own keys."""
+        from nodeloom.services.hosted import HostedModels, ProviderSettings
+        from nodeloom.services.provider_keys import ProviderKeyService
+
+        self.provider_keys = ProviderKeyService(self.db, secret_key=secret, clock=self.clock)
+        self.hosted = HostedModels(ProviderSettings(), keys=self.provider_keys)
+
+    def _build_platform(self, settings: Settings) -> None:
+        """Plans and rate limits, credits, idempotency keys, usage (API.md "Rate limits", "Credits", …)."""
+        from nodeloom.services.billing import BillingService
+        from nodeloom.services.idempotency import IdempotencyService
+        from nodeloom.services.limits import LimitsService
+        from nodeloom.services.usage import UsageService
+
+        self.limiter = LimitsService(self.db, settings=settings, clock=self.clock)
+        self.billing = BillingService(self.db, clock=self.clock)
+        self.idempotency = IdempotencyService(self.db, clock=self.clock, ttl_seconds=settings.idempotency_hours * 3600)
+        self.usage = UsageService(self.db, limiter=self.limiter, clock=self.clock)
+
+    def _wire_platform(self, settings: Settings) -> None:
+        """Submissions pass the limits then the credit hold; nodes are charged as they complete, the
+        rest of the hold is released when an execution ends (however it ends); keys expire."""
+        self.executions.gates.extend([self.limiter, self.billing])
+        self.executions.terminal_hooks.append(self.billing.on_terminal)
+        self.runner.node_hooks.append(self.billing.on_node_completed)
+        self.runner.terminal_hooks.append(self.billing.on_terminal)
+        self.worker.periodic.append((settings.sweep_interval_seconds, self.idempotency.sweep_async))
 
     def _wire_webhooks(self, settings: Settings) -> None:
         """Callbacks: outbox rows written by the runner's and cancel's hooks, sent by every worker;
@@ -188,13 +265,59 @@ class Runtime:
             policy=RetryPolicy(tuple(settings.webhook_retry_schedule), jitter=settings.webhook_retry_jitter),
             timeout_s=settings.webhook_timeout_seconds, concurrency=settings.webhook_sender_concurrency,
             base_url=settings.public_url or "")
-        self.worker.periodic.append((settings.webhook_poll_interval_seconds, self.sender.tick))
+        self.periodic.append((settings.webhook_poll_interval_seconds, self.sender.tick))
         self.triggers = TriggerService(self.db, executions=self.executions, clock=self.clock,
                                        check_callback_url=self.deliveries.check_callback_url)
 
     async def aclose(self) -> None:
         await self.sender.aclose()
         await self.http.aclose()
+        await self.hosted.aclose()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()
+
+
+def run_celery_worker(settings: Settings, *, queues: tuple[str, ...], concurrency: int,
+                      loglevel: str = "INFO") -> None:
+    """`nodeloom worker` on the Celery queue: a thin wrapper over Celery's own worker.
+
+    Tasks run on Celery's thread pool; each hands its execution to the runner on one asyncio loop that
+    also runs this worker's periodic duties (sweepers, webhook sender).
+    """
+    import threading
+
+    from nodeloom.queue.celery import TASK_NAME
+
+    rt = Runtime(settings)
+    if rt.celery is None:
+        raise ValueError("`nodeloom worker` with NODELOOM_QUEUE=sql runs the embedded loop; set NODELOOM_QUEUE=celery")
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    worker_id = make_worker_id()
+
+    def loop_main() -> None:
+        asyncio.set_event_loop(loop)
+        idle = Worker(queue=rt.queue, runner=rt.runner, concurrency=1, poll_interval=3600, queues=(),
+                      periodic=rt.periodic)
+        loop.run_until_complete(idle.run_periodic(stop))
+
+    thread = threading.Thread(target=loop_main, name="nodeloom-loop", daemon=True)
+    thread.start()
+
+    @rt.celery.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+    def execute(task: Any, execution_id: str) -> None:
+        claim = rt.queue.claim_execution(execution_id=execution_id, worker_id=worker_id)
+        if claim is None:
+            if rt.queue.is_waiting(execution_id):  # capped by its plan's concurrency: try again shortly
+                raise task.retry(countdown=1.0)
+            return  # done, cancelled, or a live worker holds it: this message was a duplicate
+        asyncio.run_coroutine_threadsafe(rt.runner.run(claim), loop).result()
+
+    try:
+        rt.celery.worker_main(["worker", "-Q", ",".join(queues), "-c", str(concurrency), "--pool", "threads",
+                               "-n", f"nodeloom-{worker_id.split(':')[-1]}@%h", "--loglevel", loglevel,
+                               "--without-gossip", "--without-mingle"])
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)

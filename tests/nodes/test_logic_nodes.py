@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.nodes.helpers import run_graph, run_node
 
 from nodeloom.engine.errors import GraphError, NodeError
-from tests.nodes.helpers import run_graph, run_node
 
 # --- math ----------------------------------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.nodes.helpers import pack_nodes
 
 from nodeloom.engine.registry import Registry
 from nodeloom.nodes import core
-from tests.nodes.helpers import pack_nodes
 
 
 def test_packs_register_beside_core_without_clashes() -> None:

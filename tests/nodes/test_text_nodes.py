@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from tests.nodes.helpers import run_graph, run_node
 
 from nodeloom.engine.errors import GraphError, NodeError
 from nodeloom.media.values import MediaFile
-from tests.nodes.helpers import run_graph, run_node
 
 
 async def text_of(node_type: str, text: str, **params: Any) -> str:

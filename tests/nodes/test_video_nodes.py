@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import os
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,8 @@ async def test_from_frames_encodes_every_frame_at_the_rate(ctx: Ctx, tmp_path: P
     assert (i["frames"], i["duration"], i["fps"], i["width"], i["height"]) == (10, 1.0, 10.0, 64, 48)
     assert i["videoCodec"] == "h264" and not i["hasAudio"]
     assert ctx.progress[-1] == 1.0
+    # what the file store records beside the file
+    assert v.meta == {"durationS": 1.0, "width": 64, "height": 48, "fps": 10.0, "frames": 10}
 
 
 async def test_from_frames_rounds_odd_sizes_and_resizes_mismatched_frames(ctx: Ctx) -> None:
@@ -295,7 +299,7 @@ def read_wav(path: Path) -> np.ndarray:
 @pytest.mark.parametrize("waveform", ["sine", "square", "sawtooth", "triangle"])
 async def test_tone_has_the_frequency_length_and_volume(ctx: Ctx, waveform: str) -> None:
     a = await tone(ctx, 1.0, frequency=250, volume=0.8, waveform=waveform, sample_rate=16000)
-    assert a.content_type == "audio/wav"
+    assert a.content_type == "audio/wav" and a.meta == {"durationS": 1.0}
     s = read_wav(a.path)
     assert len(s) == 16000
     spectrum = np.abs(np.fft.rfft(s))
@@ -356,11 +360,55 @@ async def test_a_playlist_disguised_as_mp4_is_refused(ctx: Ctx, tmp_path: Path) 
         assert err.value.code == "invalid_media"
 
 
+def ffmpeg_children() -> list[int]:
+    """Live ffmpeg processes started by this test process (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"ffmpeg" in cmd:
+                found.append(int(entry.name))
+    return found
+
+
 async def test_cancel_stops_ffmpeg(ctx: Ctx) -> None:
     ctx.cancel.set()
     with pytest.raises(NodeCancelled):
         await V.VideoPanZoom().run(ctx(), image=Image.new("RGB", (64, 64)), duration=60, fps=30, width=64,
                                    height=64, zoom_start=1, zoom_end=2, direction="center", easing="linear")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+async def test_cancelling_mid_run_kills_the_ffmpeg_child(ctx: Ctx) -> None:
+    big = Image.new("RGB", (1920, 1080), "gray")
+    job = asyncio.ensure_future(V.VideoPanZoom().run(
+        ctx(), image=big, duration=120, fps=30, width=1280, height=720, zoom_start=1, zoom_end=3,
+        direction="center", easing="linear"))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if ffmpeg_children():
+            break
+    assert ffmpeg_children(), "ffmpeg should be running"
+    ctx.cancel.set()
+    started = time.monotonic()
+    with pytest.raises(NodeCancelled):
+        await job
+    assert time.monotonic() - started < 10
+    assert ffmpeg_children() == []
+
+
+async def test_a_timeout_kills_the_ffmpeg_child(ctx: Ctx) -> None:
+    big = Image.new("RGB", (1920, 1080), "gray")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(V.VideoPanZoom().run(
+            ctx(), image=big, duration=120, fps=30, width=1280, height=720, zoom_start=1, zoom_end=3,
+            direction="center", easing="linear"), 1.0)
+    assert ffmpeg_children() == []
 
 
 async def test_workdir_falls_back_to_a_temporary_folder() -> None:

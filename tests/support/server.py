@@ -77,7 +77,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = dict(
         environment="test", data_dir=tmp_path / "data", secret_key="test-secret-key-0123456789",
         node_packs=["tests.support.nodes"], lease_seconds=3.0, heartbeat_seconds=0.5, poll_interval_seconds=0.05,
-        process_pool_size=1, allow_private_urls=False)
+        process_pool_size=1, allow_private_urls=False,
+        # tests poll every 50 ms: count requests (headers) but refuse none; tests/platform turns them on
+        rate_limits_enabled=False)
     base.update(overrides)
     return Settings(**base)
 
@@ -145,7 +147,8 @@ def spawn_server(data_dir: Path, port: int, env_extra: dict[str, str] | None = N
     env = {**os.environ, "NODELOOM_DATA_DIR": str(data_dir), "NODELOOM_SECRET_KEY": "test-secret-key-0123456789",
            "NODELOOM_NODE_PACKS": "tests.support.nodes", "NODELOOM_LEASE_SECONDS": "2",
            "NODELOOM_HEARTBEAT_SECONDS": "0.5", "NODELOOM_POLL_INTERVAL_SECONDS": "0.05",
-           "NODELOOM_PROCESS_POOL_SIZE": "0", "PYTHONPATH": str(ROOT), **(env_extra or {})}
+           "NODELOOM_PROCESS_POOL_SIZE": "0", "NODELOOM_RATE_LIMITS_ENABLED": "false", "PYTHONPATH": str(ROOT),
+           **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "nodeloom.cli", "serve", "--port", str(port)], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

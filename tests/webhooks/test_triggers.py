@@ -222,3 +222,54 @@ def test_triggered_runs_are_listed_with_the_accounts_executions(fast_api: FastAp
         eid = anon.post(f"/api/v1/webhooks/{webhook_id(client, wid)}", json={}).json()["executionId"]
     listed = client.get("/api/v1/workflows/executions", params={"workflowId": wid}).json()["data"]
     assert [e["executionId"] for e in listed] == [eid]
+
+
+def test_triggers_share_the_accounts_execution_limits(fast_server: Any) -> None:
+    srv = fast_server(rate_limits_enabled=True)
+    _acct, key = srv.account()
+    client = srv.client(key)
+    wid = publish(client, text_graph())
+    hook = webhook_id(client, wid)
+    for _ in range(6):
+        assert client.post(f"/api/v1/workflows/{wid}/execute", json={}).status_code == 202
+    with anonymous(srv) as anon:
+        answers = [anon.post(f"/api/v1/webhooks/{hook}", json={}) for _ in range(5)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 202, 429]  # 10 executions a minute in all
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "execution_rate_limited"
+    assert int(refused.headers["Retry-After"]) > 0
+    usage = client.get("/api/v1/usage").json()
+    assert usage["executions"]["today"] == 10
+    client.close()
+
+
+def paid_graph() -> dict[str, Any]:
+    """One hosted LLM node: it costs credits, so an empty balance refuses it before anything runs."""
+    return {"nodes": [
+        {"id": "prompt", "type": "input.text", "params": {"name": "prompt", "default": "hi"}},
+        {"id": "chat", "type": "llm.chat", "inputs": {"prompt": {"from": "prompt", "output": "text"}}},
+        {"id": "out", "type": "output.text", "inputs": {"text": {"from": "chat", "output": "text"}},
+         "params": {"name": "reply"}},
+    ]}
+
+
+def test_an_anonymous_trigger_refused_for_credits_learns_no_balance(fast_server: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # an operator-configured endpoint makes the hosted node available; the run never gets that far
+    monkeypatch.setenv("NODELOOM_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    srv = fast_server()
+    _acct, key = srv.account(credits=0)
+    with srv.client(key) as client, anonymous(srv) as anon:
+        wid = publish(client, paid_graph())
+        owner = client.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {}})
+        assert owner.status_code == 402, owner.text
+        assert "balance" in owner.json()["error"] and "breakdown" in owner.json()["error"]
+
+        r = anon.post(f"/api/v1/webhooks/{webhook_id(client, wid)}", json={})
+        assert r.status_code == 402, r.text
+        error = r.json()["error"]
+        assert error["code"] == "insufficient_credits"
+        assert set(error) == {"code", "message"}
+        assert not any(ch.isdigit() for ch in error["message"])  # neither the balance nor the price
+        assert client.get("/api/v1/workflows/executions").json()["data"] == []

@@ -13,8 +13,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from nodeloom.api import errors
+from nodeloom.api.idempotency import IdempotencyMiddleware
 from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from nodeloom.api.routes import executions, files, keys, nodes, webhooks, workflows
+from nodeloom.api.ratelimit import RateLimitMiddleware
+from nodeloom.api.routes import executions, files, keys, nodes, usage, webhooks, workflows
+from nodeloom.api.routes import providers
 from nodeloom.settings import Settings
 from nodeloom.worker import Runtime
 
@@ -27,7 +30,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                run_workers: bool | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else Settings())
     rt = runtime or Runtime(settings)
-    workers_enabled = settings.embedded_workers if run_workers is None else run_workers
+    workers_enabled = rt.embedded_workers if run_workers is None else run_workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,8 +50,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     errors.install(app)
     for router in (executions.router, workflows.router, files.router, keys.router, nodes.router, webhooks.router):
         app.include_router(router)
+    app.include_router(usage.router)
+    app.include_router(providers.router)
     _mount_dashboard(app)
+    # outermost first: request id → CORS → rate limit (+ headers, 500s) → body limit → idempotency → routes
+    app.add_middleware(IdempotencyMiddleware, service=rt.idempotency)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(RateLimitMiddleware, runtime=rt)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                            allow_methods=["*"], allow_headers=["*"],

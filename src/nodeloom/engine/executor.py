@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,9 @@ class RunOptions:
     concurrency: int = 8
     fanout_concurrency: int = 4
     node_timeout_s: float = 600.0
+    #: awaited with (execution id, node, element count) before a fan-out starts its elements; raising a
+    #: NodeError fails the node (billing refuses elements the account cannot pay for)
+    admit: Callable[[str, NodeInstance, int], Awaitable[None]] | None = None
 
 
 class _Failed(Exception):
@@ -86,6 +89,8 @@ async def run(
             raise NodeTimeout(f"node '{node.id}' ran past its {timeout:g} s deadline", node_id=node.id) from exc
         return out or {}
 
+    fanned_runs: dict[str, int] = {}
+
     async def run_fanned(node: NodeInstance, kwargs: dict[str, Any]) -> dict[str, Any]:
         lengths = {name: len(kwargs[name]) for name in node.fanned_inputs if isinstance(kwargs.get(name), list)}
         sizes = set(lengths.values()) - {1}
@@ -94,6 +99,9 @@ async def run(
             raise NodeError(f"list inputs have different lengths ({detail}); lists are paired by index",
                             code="list_length_mismatch", node_id=node.id)
         n = sizes.pop() if sizes else (1 if lengths else 0)
+        fanned_runs[node.id] = n
+        if opts.admit is not None:
+            await opts.admit(execution_id, node, n)
         inner = asyncio.Semaphore(max(1, opts.fanout_concurrency))
         done = 0
 
@@ -143,8 +151,10 @@ async def run(
             if cacheable:
                 await cache.put(key, out)  # type: ignore[union-attr]
             duration = round((time.perf_counter() - started) * 1000, 3)
-            await queue.put(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": False,
-                                                            "durationMs": duration}, out))
+            data: dict[str, Any] = {"nodeId": nid, "cached": False, "durationMs": duration}
+            if nid in fanned_runs:
+                data["elements"] = fanned_runs[nid]  # how many times a fan-out ran (what it is charged for)
+            await queue.put(ev.Event(ev.NODE_COMPLETED, nid, data, out))
 
     tasks: dict[asyncio.Task[None], str] = {}
     failure: NodeError | None = None

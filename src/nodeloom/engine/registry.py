@@ -26,6 +26,9 @@ class Registry:
             raise ValueError(f"node type name must be 'category.name': {node_type.type!r}")
         if node_type.type in self._types:
             raise ValueError(f"duplicate node type {node_type.type}")
+        names = [p.name for p in (*node_type.inputs, *node_type.params)]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{node_type.type}: an input and a param share a name ({sorted(names)})")
         for port in (*node_type.inputs, *node_type.outputs, *node_type.params):
             if not valid_type(port.type):
                 raise ValueError(f"{node_type.type}.{port.name}: unknown port type {port.type}")

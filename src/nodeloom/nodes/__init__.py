@@ -7,7 +7,7 @@ from importlib import import_module
 
 from nodeloom.engine.node import Node
 
-PACKS: tuple[str, ...] = ("nodeloom.nodes.core",)
+PACKS: tuple[str, ...] = ("nodeloom.nodes.core", "nodeloom.nodes.hosted")
 
 
 def builtin_nodes(packs: tuple[str, ...] = PACKS) -> list[type[Node]]:

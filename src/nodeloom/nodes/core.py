@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import mimetypes
+from pathlib import Path
 from typing import Any, ClassVar
 
 from jinja2 import StrictUndefined, TemplateError
@@ -12,6 +15,7 @@ from PIL import Image
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port, check_value
+from nodeloom.media.values import MediaFile
 
 NAME = Param("name", "text", required=True, description="The name callers use for this input or output",
              max_length=64)
@@ -96,6 +100,56 @@ class InputImage(InputNode):
         if value is None:
             raise NodeError("no image was given", code="missing_input")
         return await ctx.service("media").load_image(value, account_id=ctx.account_id)
+
+
+class InputMedia(InputNode):
+    """A video, audio or other file given as a fileId, an https URL (guarded) or a data: URI."""
+
+    value_type = "file"
+    resources = "io"
+    suffixes: ClassVar[dict[str, str]] = {}
+
+    async def convert(self, ctx: Context, value: Any) -> Any:
+        if value is None:
+            raise NodeError(f"no {self.value_type} was given", code="missing_input")
+        data, content_type = await ctx.service("media").load_bytes(value, account_id=ctx.account_id)
+        content_type = (content_type or "application/octet-stream").lower()
+        if self.value_type in ("video", "audio") and not content_type.startswith(f"{self.value_type}/") \
+                and content_type != "application/octet-stream":
+            raise NodeError(f"expected a {self.value_type} file, got {content_type}", code="invalid_input")
+        workdir = Path(ctx.service("workdir"))
+        suffix = mimetypes.guess_extension(content_type) or ""
+        path = workdir / f"{ctx.node_id}-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+        await ctx.run_thread(path.write_bytes, data)
+        file_id = value if isinstance(value, str) and value.startswith("file_") else None
+        return MediaFile(path=path, content_type=content_type, file_id=file_id)
+
+
+class InputVideo(InputMedia):
+    type = "input.video"
+    display_name = "Video input"
+    description = "A video given as an uploaded fileId, an https URL (fetched through the address guard) or a data: URI."
+    value_type = "video"
+    params = (NAME, Param("default", "video"), REQUIRED)
+    outputs = (Port("video", "video"),)
+
+
+class InputAudio(InputMedia):
+    type = "input.audio"
+    display_name = "Audio input"
+    description = "An audio file given as an uploaded fileId, an https URL (guarded) or a data: URI."
+    value_type = "audio"
+    params = (NAME, Param("default", "audio"), REQUIRED)
+    outputs = (Port("audio", "audio"),)
+
+
+class InputFile(InputMedia):
+    type = "input.file"
+    display_name = "File input"
+    description = "Any file given as an uploaded fileId, an https URL (guarded) or a data: URI."
+    value_type = "file"
+    params = (NAME, Param("default", "file"), REQUIRED)
+    outputs = (Port("file", "file"),)
 
 
 class OutputNode(Node):
@@ -211,5 +265,5 @@ class UtilDelay(Node):
 
 
 def nodes() -> list[type[Node]]:
-    return [InputText, InputNumber, InputInteger, InputBoolean, InputImage, OutputText, OutputImage, OutputJson,
+    return [InputText, InputNumber, InputInteger, InputBoolean, InputImage, InputVideo, InputAudio, InputFile, OutputText, OutputImage, OutputJson,
             TextTemplate, ImageResize, UtilDelay]

@@ -23,9 +23,12 @@ from nodeloom.engine.schema import Param, Port
 MAX_PIXELS = 64_000_000
 MAX_SIDE = 16384
 
+RGBA = tuple[int, int, int, int]
+
 IMAGE_IN = Port("image", "image")
 IMAGE_OUT = Port("image", "image")
-POSITIONS = ("top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right")
+POSITIONS = ("top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom",
+             "bottom-right")
 
 
 def color_param(name: str = "color", default: str = "#000000", description: str = "") -> Param:
@@ -33,7 +36,7 @@ def color_param(name: str = "color", default: str = "#000000", description: str 
                  description=description or "A colour: #rgb, #rrggbb, #rrggbbaa or a CSS name")
 
 
-def parse_color(value: str, *, name: str = "color") -> tuple[int, int, int, int]:
+def parse_color(value: str, *, name: str = "color") -> RGBA:
     """An RGBA tuple, or a NodeError naming the param (raised before any work is sent to the pool)."""
     try:
         r, g, b, a = ImageColor.getcolor(str(value), "RGBA")  # type: ignore[misc]
@@ -88,7 +91,7 @@ def as_mask(image: Image.Image, size: tuple[int, int] | None = None) -> Image.Im
     return mask
 
 
-def canvas_mode(image: Image.Image, rgba: tuple[int, int, int, int]) -> str:
+def canvas_mode(image: Image.Image, rgba: RGBA) -> str:
     return "RGBA" if has_alpha(image) or rgba[3] < 255 else "RGB"
 
 
@@ -119,7 +122,7 @@ def crop_image(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Imag
     return image.crop(box)
 
 
-def pad_image(image: Image.Image, sides: tuple[int, int, int, int], rgba: tuple[int, int, int, int]) -> Image.Image:
+def pad_image(image: Image.Image, sides: tuple[int, int, int, int], rgba: RGBA) -> Image.Image:
     top, right, bottom, left = sides
     mode = canvas_mode(image, rgba)
     canvas = Image.new(mode, (image.width + left + right, image.height + top + bottom), rgba)
@@ -127,7 +130,7 @@ def pad_image(image: Image.Image, sides: tuple[int, int, int, int], rgba: tuple[
     return canvas
 
 
-def rotate_image(image: Image.Image, angle: float, expand: bool, rgba: tuple[int, int, int, int]) -> Image.Image:
+def rotate_image(image: Image.Image, angle: float, expand: bool, rgba: RGBA) -> Image.Image:
     quarter_turns = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
                      270: Image.Transpose.ROTATE_270}
     turn = angle % 360
@@ -161,13 +164,14 @@ def thumbnail_image(image: Image.Image, width: int, height: int) -> Image.Image:
     return thumb
 
 
-def warp_perspective(image: Image.Image, corners: list[tuple[float, float]], width: int, height: int) -> Image.Image:
+def warp_perspective(image: Image.Image, corners: list[tuple[float, float]], width: int,
+                     height: int) -> Image.Image:
     source = normalized(image)
     quad = np.float32([(x * source.width, y * source.height) for x, y in corners])
-    if width <= 0 or height <= 0:
-        tl, tr, br, bl = quad
-        width = width if width > 0 else max(1, round(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))))
-        height = height if height > 0 else max(1, round(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))))
+    tl, tr, br, bl = quad
+    edge = np.linalg.norm
+    width = width or max(1, round(max(edge(tr - tl), edge(br - bl))))  # 0: as long as the quad's edges
+    height = height or max(1, round(max(edge(bl - tl), edge(br - tr))))
     target = np.float32([(0, 0), (width, 0), (width, height), (0, height)])
     matrix = cv2.getPerspectiveTransform(quad, target)
     warped = cv2.warpPerspective(np.asarray(source), matrix, (width, height), flags=cv2.INTER_CUBIC,
@@ -175,7 +179,8 @@ def warp_perspective(image: Image.Image, corners: list[tuple[float, float]], wid
     return Image.fromarray(warped)
 
 
-def tile_boxes(width: int, height: int, rows: int, columns: int, overlap: int) -> list[tuple[int, int, int, int]]:
+def tile_boxes(width: int, height: int, rows: int, columns: int,
+               overlap: int) -> list[tuple[int, int, int, int]]:
     xs = [round(i * width / columns) for i in range(columns + 1)]
     ys = [round(j * height / rows) for j in range(rows + 1)]
     return [(max(0, xs[i] - overlap), max(0, ys[j] - overlap), min(width, xs[i + 1] + overlap),
@@ -220,7 +225,8 @@ def strip_metadata(image: Image.Image, keep_color_profile: bool) -> Image.Image:
 class ImageCrop(Node):
     type = "image.crop"
     display_name = "Crop image"
-    description = "Cuts out a rectangle given in pixels or percent of the image; the box is clipped to the image."
+    description = ("Cuts out a rectangle given in pixels or percent of the image; the box is clipped to the "
+                   "image.")
     inputs = (IMAGE_IN,)
     params = (
         Param("x", "number", default=0, min=0, description="Left edge"),
@@ -245,7 +251,8 @@ class ImageCrop(Node):
 class ImagePad(Node):
     type = "image.pad"
     display_name = "Pad image"
-    description = "Adds a band of solid colour on each side of the image (a transparent colour gives an RGBA result)."
+    description = ("Adds a band of solid colour on each side of the image (a transparent colour gives an "
+                   "RGBA result).")
     inputs = (IMAGE_IN,)
     params = (
         Param("top", "integer", default=0, min=0, max=8192),
@@ -266,8 +273,8 @@ class ImagePad(Node):
 class ImageRotate(Node):
     type = "image.rotate"
     display_name = "Rotate image"
-    description = ("Rotates counter-clockwise by `angle` degrees; quarter turns are lossless, other angles fill "
-                   "the uncovered corners with `color`.")
+    description = ("Rotates counter-clockwise by `angle` degrees; quarter turns are lossless, other angles "
+                   "fill the uncovered corners with `color`.")
     inputs = (IMAGE_IN,)
     params = (
         Param("angle", "number", default=90, min=-360, max=360),
@@ -301,7 +308,8 @@ class ImageFlip(Node):
 class ImageFit(Node):
     type = "image.fit"
     display_name = "Fit image (cover)"
-    description = "Scales the image to cover exactly `width`x`height` and crops the overflow, keeping `position`."
+    description = ("Scales the image to cover exactly `width`x`height` and crops the overflow, keeping "
+                   "`position`.")
     inputs = (IMAGE_IN,)
     params = (
         Param("width", "integer", default=512, min=1, max=8192),
@@ -319,7 +327,8 @@ class ImageFit(Node):
 class ImageThumbnail(Node):
     type = "image.thumbnail"
     display_name = "Thumbnail"
-    description = "Shrinks the image to fit inside `width`x`height`, keeping its aspect ratio and never enlarging it."
+    description = ("Shrinks the image to fit inside `width`x`height`, keeping its aspect ratio and never "
+                   "enlarging it.")
     inputs = (IMAGE_IN,)
     params = (
         Param("width", "integer", default=256, min=1, max=8192),
@@ -334,14 +343,15 @@ class ImageThumbnail(Node):
 class ImagePerspective(Node):
     type = "image.perspective"
     display_name = "Perspective correction"
-    description = ("Maps the quadrilateral `corners` (top-left, top-right, bottom-right, bottom-left, as fractions "
-                   "of the image) onto an upright rectangle.")
+    description = ("Maps the quadrilateral `corners` (top-left, top-right, bottom-right, bottom-left, as "
+                   "fractions of the image) onto an upright rectangle.")
     inputs = (IMAGE_IN,)
     params = (
         Param("corners", "json", default=((0, 0), (1, 0), (1, 1), (0, 1)),
               description="Four [x, y] pairs in 0..1: top-left, top-right, bottom-right, bottom-left"),
         Param("width", "integer", default=0, min=0, max=8192, description="Output width (0: from the quad)"),
-        Param("height", "integer", default=0, min=0, max=8192, description="Output height (0: from the quad)"),
+        Param("height", "integer", default=0, min=0, max=8192,
+              description="Output height (0: from the quad)"),
     )
     outputs = (IMAGE_OUT,)
 
@@ -352,16 +362,20 @@ class ImagePerspective(Node):
 
 
 def _corner_points(corners: Any) -> list[tuple[float, float]]:
-    problem = NodeError("corners must be four [x, y] pairs with coordinates between 0 and 1", code="invalid_param")
+    def coordinate(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+
+    problem = NodeError("corners must be four [x, y] pairs with coordinates between 0 and 1",
+                        code="invalid_param")
     if not isinstance(corners, (list, tuple)) or len(corners) != 4:
         raise problem
     points = []
     for pair in corners:
-        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in pair)):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(map(coordinate, pair)):
             raise problem
         points.append((float(pair[0]), float(pair[1])))
-    area = 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1])))
+    shoelace = zip(points, points[1:] + points[:1], strict=True)
+    area = 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in shoelace))
     if area < 1e-6:
         raise NodeError("the corners enclose no area", code="invalid_param")
     return points
@@ -375,7 +389,8 @@ class ImageTiles(Node):
     params = (
         Param("rows", "integer", default=2, min=1, max=32),
         Param("columns", "integer", default=2, min=1, max=32),
-        Param("overlap", "integer", default=0, min=0, max=1024, description="Pixels shared with each neighbour"),
+        Param("overlap", "integer", default=0, min=0, max=1024,
+              description="Pixels shared with each neighbour"),
     )
     outputs = (Port("tiles", "list<image>"),)
 
@@ -408,7 +423,8 @@ class ImageConvert(Node):
 class ImageStripMetadata(Node):
     type = "image.strip_metadata"
     display_name = "Strip metadata"
-    description = "Removes EXIF (camera, GPS), XMP and comments from the image, optionally keeping its colour profile."
+    description = ("Removes EXIF (camera, GPS), XMP and comments from the image, optionally keeping its "
+                   "colour profile.")
     inputs = (IMAGE_IN,)
     params = (Param("keepColorProfile", "boolean", default=True, description="Keep the ICC profile"),)
     outputs = (IMAGE_OUT,)
@@ -418,5 +434,5 @@ class ImageStripMetadata(Node):
 
 
 def nodes() -> list[type[Node]]:
-    return [ImageCrop, ImagePad, ImageRotate, ImageFlip, ImageFit, ImageThumbnail, ImagePerspective, ImageTiles,
-            ImageConvert, ImageStripMetadata]
+    return [ImageCrop, ImagePad, ImageRotate, ImageFlip, ImageFit, ImageThumbnail, ImagePerspective,
+            ImageTiles, ImageConvert, ImageStripMetadata]

@@ -97,7 +97,8 @@ def blur_image(image: Image.Image, radius: float, kind: str) -> Image.Image:
 
 def sharpen_image(image: Image.Image, radius: float, amount: int, threshold: int) -> Image.Image:
     rgb, alpha = split_alpha(image)
-    return with_alpha(rgb.filter(ImageFilter.UnsharpMask(radius=radius, percent=amount, threshold=threshold)), alpha)
+    unsharp = ImageFilter.UnsharpMask(radius=radius, percent=amount, threshold=threshold)
+    return with_alpha(rgb.filter(unsharp), alpha)
 
 
 def denoise_image(image: Image.Image, strength: float) -> Image.Image:
@@ -143,7 +144,8 @@ class _Enhance(Node):
 
     kind: ClassVar[str] = ""
     inputs = (IMAGE_IN,)
-    params = (Param("factor", "number", default=1.0, min=0, max=10, description="1 keeps the image as it is"),)
+    params = (Param("factor", "number", default=1.0, min=0, max=10,
+                    description="1 keeps the image as it is"),)
     outputs = (IMAGE_OUT,)
 
     async def run(self, ctx: Context, *, image: Image.Image, factor: float) -> dict[str, Any]:
@@ -256,7 +258,8 @@ class ImagePosterize(Node):
 class ImageAutocontrast(Node):
     type = "image.autocontrast"
     display_name = "Auto contrast"
-    description = "Stretches each channel so its darkest value becomes 0 and its brightest 255, ignoring `cutoff` percent."
+    description = ("Stretches each channel so its darkest value becomes 0 and its brightest 255, ignoring "
+                   "`cutoff` percent.")
     inputs = (IMAGE_IN,)
     params = (Param("cutoff", "number", default=0, min=0, max=49,
                     description="Percent of darkest and lightest pixels to ignore"),)
@@ -269,7 +272,8 @@ class ImageAutocontrast(Node):
 class ImageEqualize(Node):
     type = "image.equalize"
     display_name = "Equalize histogram"
-    description = "Spreads each channel's histogram evenly over the full range, revealing detail in flat images."
+    description = ("Spreads each channel's histogram evenly over the full range, revealing detail in flat "
+                   "images.")
     inputs = (IMAGE_IN,)
     outputs = (IMAGE_OUT,)
 
@@ -300,7 +304,8 @@ class ImageSharpen(Node):
     params = (
         Param("radius", "number", default=2, min=0.1, max=50),
         Param("amount", "integer", default=150, min=0, max=1000, description="Strength in percent"),
-        Param("threshold", "integer", default=3, min=0, max=255, description="Leave differences below this alone"),
+        Param("threshold", "integer", default=3, min=0, max=255,
+              description="Leave differences below this alone"),
     )
     outputs = (IMAGE_OUT,)
 
@@ -312,7 +317,8 @@ class ImageSharpen(Node):
 class ImageDenoise(Node):
     type = "image.denoise"
     display_name = "Denoise"
-    description = "Removes sensor and compression noise with OpenCV's non-local means; higher `strength` smooths more."
+    description = ("Removes sensor and compression noise with OpenCV's non-local means; higher `strength` "
+                   "smooths more.")
     inputs = (IMAGE_IN,)
     params = (Param("strength", "number", default=10, min=1, max=50),)
     outputs = (IMAGE_OUT,)
@@ -337,7 +343,8 @@ class ImagePixelate(Node):
 class ImageVignette(Node):
     type = "image.vignette"
     display_name = "Vignette"
-    description = "Darkens the edges: from `radius` (0 centre, 1 corners) the image fades smoothly by up to `strength`."
+    description = ("Darkens the edges: from `radius` (0 centre, 1 corners) the image fades smoothly by up to "
+                   "`strength`.")
     inputs = (IMAGE_IN,)
     params = (
         Param("strength", "number", default=0.6, min=0, max=1),
@@ -345,17 +352,20 @@ class ImageVignette(Node):
     )
     outputs = (IMAGE_OUT,)
 
-    async def run(self, ctx: Context, *, image: Image.Image, strength: float, radius: float) -> dict[str, Any]:
+    async def run(self, ctx: Context, *, image: Image.Image, strength: float,
+                  radius: float) -> dict[str, Any]:
         return {"image": await ctx.run_cpu(vignette_image, image, strength, radius)}
 
 
 class ImageInpaint(Node):
     type = "image.inpaint"
     display_name = "Inpaint (classic)"
-    description = "Fills the white areas of `mask` from their surroundings with OpenCV inpainting (Telea or Navier-Stokes)."
+    description = ("Fills the white areas of `mask` from their surroundings with OpenCV inpainting (Telea or "
+                   "Navier-Stokes).")
     inputs = (IMAGE_IN, Port("mask", "mask", description="White where the image should be filled in"))
     params = (
-        Param("radius", "integer", default=5, min=1, max=64, description="Neighbourhood each filled pixel looks at"),
+        Param("radius", "integer", default=5, min=1, max=64,
+              description="Neighbourhood each filled pixel looks at"),
         Param("method", "text", default="telea", enum=("telea", "navier-stokes")),
     )
     outputs = (IMAGE_OUT,)
@@ -367,5 +377,5 @@ class ImageInpaint(Node):
 
 def nodes() -> list[type[Node]]:
     return [ImageBrightness, ImageContrast, ImageSaturation, ImageHue, ImageGamma, ImageGrayscale, ImageSepia,
-            ImageInvert, ImageThreshold, ImagePosterize, ImageAutocontrast, ImageEqualize, ImageBlur, ImageSharpen,
-            ImageDenoise, ImagePixelate, ImageVignette, ImageInpaint]
+            ImageInvert, ImageThreshold, ImagePosterize, ImageAutocontrast, ImageEqualize, ImageBlur,
+            ImageSharpen, ImageDenoise, ImagePixelate, ImageVignette, ImageInpaint]

@@ -28,7 +28,7 @@ from nodeloom.nodes.image_adjust import pixelate_image
 from nodeloom.nodes.image_mask import boxes_mask
 
 #: faces are searched on a copy no larger than this, then the boxes are scaled back
-DETECT_MAX_SIDE = 1280
+DETECT_MAX_SIDE = 1024
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 
 # --- pure functions (run in the process pool) ---------------------------------------------------------
@@ -71,8 +71,10 @@ def dominant_colors(image: Image.Image, count: int) -> tuple[list[str], list[flo
 def ssim(a: Image.Image, b: Image.Image) -> tuple[float, Image.Image]:
     """Mean structural similarity of the luminance (gaussian window, sigma 1.5) and a difference mask."""
     x = np.asarray(a.convert("L"), dtype=np.float64)
-    y = np.asarray(b.convert("L").resize(a.size, Image.Resampling.LANCZOS) if b.size != a.size else b.convert("L"),
-                   dtype=np.float64)
+    other = b.convert("L")
+    if other.size != a.size:
+        other = other.resize(a.size, Image.Resampling.LANCZOS)
+    y = np.asarray(other, dtype=np.float64)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
     def blur(m: np.ndarray) -> np.ndarray:
@@ -87,6 +89,10 @@ def ssim(a: Image.Image, b: Image.Image) -> tuple[float, Image.Image]:
 
 def canny_edges(image: Image.Image, low: int, high: int) -> Image.Image:
     return Image.fromarray(cv2.Canny(np.asarray(image.convert("L")), low, high))
+
+
+def as_box(x: float, y: float, width: float, height: float) -> dict[str, int]:
+    return {"x": round(x), "y": round(y), "width": round(width), "height": round(height)}
 
 
 @functools.lru_cache(maxsize=2)
@@ -107,8 +113,7 @@ def detect_faces(image: Image.Image, min_size: float, neighbors: int, limit: int
     side = max(20, round(min(gray.size) * min_size))
     found = _cascade(FACE_CASCADE).detectMultiScale(cv2.equalizeHist(np.asarray(gray)), scaleFactor=1.1,
                                                     minNeighbors=neighbors, minSize=(side, side))
-    boxes = [{"x": round(x / scale), "y": round(y / scale), "width": round(w / scale), "height": round(h / scale)}
-             for x, y, w, h in (found if len(found) else [])]
+    boxes = [as_box(x / scale, y / scale, w / scale, h / scale) for x, y, w, h in found] if len(found) else []
     boxes.sort(key=lambda b: -b["width"] * b["height"])
     return boxes[:limit]
 
@@ -119,15 +124,16 @@ def blur_faces(image: Image.Image, faces: list[tuple[float, float, float, float]
         found = detect_faces(image, 0.05, 5, 100)
         faces = [(b["x"], b["y"], b["width"], b["height"]) for b in found]
     else:
-        found = [{"x": round(x), "y": round(y), "width": round(w), "height": round(h)} for x, y, w, h in faces]
+        found = [as_box(*face) for face in faces]
     rgb, alpha = split_alpha(image)
     hidden = rgb.copy()
     for x, y, w, h in faces:
         size = max(1.0, min(w, h))
         reach = max(2.0, strength * size / 3)
         # work on a margin around the padded box so the blur has real pixels to draw from
-        box = (max(0, round(x - w * padding - reach)), max(0, round(y - h * padding - reach)),
-               min(rgb.width, round(x + w * (1 + padding) + reach)), min(rgb.height, round(y + h * (1 + padding) + reach)))
+        dx, dy = w * padding + reach, h * padding + reach
+        box = (max(0, round(x - dx)), max(0, round(y - dy)),
+               min(rgb.width, round(x + w + dx)), min(rgb.height, round(y + h + dy)))
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         region = rgb.crop(box)
@@ -158,10 +164,12 @@ def _focus(image: Image.Image, faces: list[dict[str, int]]) -> tuple[float, floa
     if total <= 0:
         return image.width / 2, image.height / 2
     ys, xs = np.indices(energy.shape)
-    return (float((xs * energy).sum()) / total + 0.5) / scale, (float((ys * energy).sum()) / total + 0.5) / scale
+    cx, cy = float((xs * energy).sum()) / total, float((ys * energy).sum()) / total
+    return (cx + 0.5) / scale, (cy + 0.5) / scale
 
 
-def smart_crop(image: Image.Image, width: int, height: int) -> tuple[Image.Image, dict[str, int], list[dict[str, int]]]:
+def smart_crop(image: Image.Image, width: int, height: int) -> tuple[Image.Image, dict[str, int],
+               list[dict[str, int]]]:
     faces = detect_faces(image, 0.05, 5, 100)
     ratio = width / height
     crop_w = min(image.width, round(image.height * ratio))
@@ -169,7 +177,8 @@ def smart_crop(image: Image.Image, width: int, height: int) -> tuple[Image.Image
     cx, cy = _focus(image, faces)
     left = int(min(max(0, round(cx - crop_w / 2)), image.width - crop_w))
     top = int(min(max(0, round(cy - crop_h / 2)), image.height - crop_h))
-    cropped = image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.Resampling.LANCZOS)
+    cropped = image.crop((left, top, left + crop_w, top + crop_h))
+    cropped = cropped.resize((width, height), Image.Resampling.LANCZOS)
     return cropped, {"x": left, "y": top, "width": crop_w, "height": crop_h}, faces
 
 
@@ -191,7 +200,8 @@ class ImageInfo(Node):
 class ImageDominantColors(Node):
     type = "image.dominant_colors"
     display_name = "Dominant colours"
-    description = "Finds the image's `count` main colours by k-means, as hex codes ordered by the share they cover."
+    description = ("Finds the image's `count` main colours by k-means, as hex codes ordered by the share "
+                   "they cover.")
     inputs = (IMAGE_IN,)
     params = (Param("count", "integer", default=5, min=1, max=16),)
     outputs = (Port("colors", "json", description="Hex codes, largest share first"),
@@ -205,9 +215,12 @@ class ImageDominantColors(Node):
 class ImageSimilarity(Node):
     type = "image.similarity"
     display_name = "Image similarity (SSIM)"
-    description = "Scores how alike two images look (structural similarity, 1 identical) and maps where they differ."
-    inputs = (Port("a", "image"), Port("b", "image", description="Resized to the size of `a` when they differ"))
-    outputs = (Port("score", "number"), Port("difference", "mask", description="White where the images differ"))
+    description = ("Scores how alike two images look (structural similarity, 1 identical) and maps where "
+                   "they differ.")
+    inputs = (Port("a", "image"), Port("b", "image",
+                                       description="Resized to the size of `a` when they differ"))
+    outputs = (Port("score", "number"), Port("difference", "mask",
+                                             description="White where the images differ"))
 
     async def run(self, ctx: Context, *, a: Image.Image, b: Image.Image) -> dict[str, Any]:
         score, difference = await ctx.run_cpu(ssim, a, b)
@@ -217,7 +230,8 @@ class ImageSimilarity(Node):
 class ImageCanny(Node):
     type = "image.canny"
     display_name = "Canny edges"
-    description = "Detects edges with the Canny algorithm; the result is white lines on black (a ControlNet input)."
+    description = ("Detects edges with the Canny algorithm; the result is white lines on black (a ControlNet "
+                   "input).")
     inputs = (IMAGE_IN,)
     params = (
         Param("low", "integer", default=100, min=0, max=1000, description="Weaker edges are dropped"),
@@ -239,7 +253,8 @@ class ImageFaceDetect(Node):
     params = (
         Param("minSize", "number", default=0.05, min=0.01, max=1,
               description="Smallest face, as a fraction of the image's shorter side"),
-        Param("neighbors", "integer", default=5, min=1, max=30, description="Higher finds fewer, surer faces"),
+        Param("neighbors", "integer", default=5, min=1, max=30,
+              description="Higher finds fewer, surer faces"),
         Param("maxFaces", "integer", default=20, min=1, max=500),
     )
     outputs = (Port("faces", "boxes"), Port("count", "integer"))
@@ -253,7 +268,8 @@ class ImageFaceDetect(Node):
 class ImageFaceBlur(Node):
     type = "image.face_blur"
     display_name = "Blur faces"
-    description = "Anonymises faces by blurring or pixelating an ellipse over each; detects them unless `faces` is given."
+    description = ("Anonymises faces by blurring or pixelating an ellipse over each; detects them unless "
+                   "`faces` is given.")
     inputs = (IMAGE_IN, Port("faces", "boxes", required=False, description="Boxes to hide (default: detect)"))
     params = (
         Param("mode", "text", default="blur", enum=("blur", "pixelate")),
@@ -272,8 +288,8 @@ class ImageFaceBlur(Node):
 class ImageSmartCrop(Node):
     type = "image.smart_crop"
     display_name = "Smart crop"
-    description = ("Crops to the `width`:`height` aspect ratio around the faces (else the busiest region) and "
-                   "scales to exactly `width`x`height`.")
+    description = ("Crops to the `width`:`height` aspect ratio around the faces (else the busiest region), "
+                   "then scales to exactly `width`x`height`.")
     inputs = (IMAGE_IN,)
     params = (
         Param("width", "integer", default=512, min=1, max=8192),

@@ -16,6 +16,7 @@ from nodeloom.nodes.image import (
     IMAGE_IN,
     IMAGE_OUT,
     POSITIONS,
+    RGBA,
     anchor_offset,
     as_mask,
     check_size,
@@ -28,7 +29,6 @@ from nodeloom.nodes.image import (
     with_alpha,
 )
 
-RGBA = tuple[int, int, int, int]
 BLEND_MODES = ("normal", "multiply", "screen", "overlay", "soft-light", "add", "subtract", "difference",
                "darken", "lighten")
 
@@ -73,7 +73,8 @@ def blend_images(image: Image.Image, layer: Image.Image, mode: str, opacity: flo
     return with_alpha(Image.fromarray(np.round(mixed * 255).astype(np.uint8)), base_alpha)
 
 
-def composite_images(image: Image.Image, overlay: Image.Image, mask: Image.Image | None, x: int, y: int) -> Image.Image:
+def composite_images(image: Image.Image, overlay: Image.Image, mask: Image.Image | None, x: int,
+                     y: int) -> Image.Image:
     base = normalized(image).convert("RGBA")
     top = overlay.convert("RGBA")
     if mask is not None:
@@ -90,7 +91,9 @@ def apply_mask(image: Image.Image, mask: Image.Image) -> Image.Image:
 
 
 def solid_image(width: int, height: int, color: RGBA) -> Image.Image:
-    return Image.new("RGBA" if color[3] < 255 else "RGB", (width, height), color if color[3] < 255 else color[:3])
+    if color[3] < 255:
+        return Image.new("RGBA", (width, height), color)
+    return Image.new("RGB", (width, height), color[:3])
 
 
 def gradient_image(width: int, height: int, start: RGBA, end: RGBA, direction: str) -> Image.Image:
@@ -154,7 +157,7 @@ def draw_text(image: Image.Image, text: str, style: TextStyle) -> Image.Image:
     base = normalized(image).convert("RGBA")
     font = ImageFont.load_default(style.size)
     body = wrap_text(text, font, max(1, base.width - 2 * style.margin)) if style.wrap else text
-    align = "left" if style.position.endswith("left") else "right" if style.position.endswith("right") else "center"
+    align = next((side for side in ("left", "right") if style.position.endswith(side)), "center")
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     left, top, right, bottom = measure.multiline_textbbox((0, 0), body, font=font, align=align,
                                                           stroke_width=style.stroke_width)
@@ -164,7 +167,8 @@ def draw_text(image: Image.Image, text: str, style: TextStyle) -> Image.Image:
     if style.background is not None:
         pad = max(2, style.size // 4)
         box = Image.new("L", base.size, 0)
-        ImageDraw.Draw(box).rectangle((x + left - pad, y + top - pad, x + right + pad, y + bottom + pad), fill=255)
+        ImageDraw.Draw(box).rectangle((x + left - pad, y + top - pad, x + right + pad, y + bottom + pad),
+                                      fill=255)
         _paint(base, style.background, box)
     if style.stroke_width:
         outline = Image.new("L", base.size, 0)
@@ -196,7 +200,8 @@ def watermark_image(image: Image.Image, mark: Image.Image | None, text: str, col
     width = max(1, round(base.width * scale))
     if mark is not None:
         stamp = mark.convert("RGBA")
-        stamp = stamp.resize((width, max(1, round(stamp.height * width / stamp.width))), Image.Resampling.LANCZOS)
+        height = max(1, round(stamp.height * width / stamp.width))
+        stamp = stamp.resize((width, height), Image.Resampling.LANCZOS)
     else:
         stamp = _text_mark(text, color, width)
     stamp.putalpha(stamp.getchannel("A").point(lambda v: round(v * opacity)))
@@ -208,7 +213,8 @@ def watermark_image(image: Image.Image, mark: Image.Image | None, text: str, col
             for left in range(gap - (step_x // 2 if row % 2 else 0), base.width, step_x):
                 layer.paste(stamp, (left, top))
     else:
-        ox, oy = anchor_offset(position, base.width - 2 * gap - stamp.width, base.height - 2 * gap - stamp.height)
+        ox, oy = anchor_offset(position, base.width - 2 * gap - stamp.width,
+                               base.height - 2 * gap - stamp.height)
         layer.paste(stamp, (gap + ox, gap + oy))
     return _opaque_result(image, Image.alpha_composite(base, layer))
 
@@ -249,7 +255,8 @@ def grid_images(images: list[Image.Image], columns: int, gap: int, color: RGBA) 
 class ImageBlend(Node):
     type = "image.blend"
     display_name = "Blend images"
-    description = "Blends `layer` over `image` with a Photoshop-style `mode` at `opacity`; the layer is stretched to fit."
+    description = ("Blends `layer` over `image` with a Photoshop-style `mode` at `opacity`; the layer is "
+                   "stretched to fit.")
     inputs = (IMAGE_IN, Port("layer", "image"))
     params = (
         Param("mode", "text", default="normal", enum=BLEND_MODES),
@@ -265,8 +272,8 @@ class ImageBlend(Node):
 class ImageComposite(Node):
     type = "image.composite"
     display_name = "Composite (paste)"
-    description = ("Pastes `overlay` onto `image` with its top-left corner at (`x`, `y`), through `mask` when "
-                   "given, else through the overlay's own transparency.")
+    description = ("Pastes `overlay` onto `image` with its top-left corner at (`x`, `y`), through `mask` "
+                   "when given, else through the overlay's own transparency.")
     inputs = (IMAGE_IN, Port("overlay", "image"), Port("mask", "mask", required=False))
     params = (
         Param("x", "integer", default=0, min=-16384, max=16384),
@@ -310,7 +317,8 @@ class ImageSolid(Node):
 class ImageGradient(Node):
     type = "image.gradient"
     display_name = "Gradient"
-    description = "Creates a linear (horizontal, vertical, diagonal) or radial gradient from `start` to `end`."
+    description = ("Creates a linear (horizontal, vertical, diagonal) or radial gradient from `start` to "
+                   "`end`.")
     params = (
         Param("width", "integer", default=512, min=1, max=8192),
         Param("height", "integer", default=512, min=1, max=8192),
@@ -330,7 +338,8 @@ class ImageGradient(Node):
 class ImageTextOverlay(Node):
     type = "image.text_overlay"
     display_name = "Text overlay"
-    description = "Writes `text` on the image at `position`, wrapped to the width, with optional outline and backdrop."
+    description = ("Writes `text` on the image at `position`, wrapped to the width, with optional outline "
+                   "and backdrop.")
     inputs = (IMAGE_IN, Port("text", "text"))
     params = (
         Param("size", "integer", default=32, min=6, max=1000, description="Font size in pixels"),
@@ -345,25 +354,30 @@ class ImageTextOverlay(Node):
     outputs = (IMAGE_OUT,)
 
     async def run(self, ctx: Context, *, image: Image.Image, text: str, size: int, color: str, position: str,
-                  margin: int, strokeWidth: int, strokeColor: str, background: str, wrap: bool) -> dict[str, Any]:
-        style = TextStyle(size=size, color=parse_color(color), position=position, margin=margin,
-                          stroke_width=strokeWidth, stroke_color=parse_color(strokeColor, name="strokeColor"),
-                          background=parse_color(background, name="background") if background else None, wrap=wrap)
+                  margin: int, strokeWidth: int, strokeColor: str, background: str,
+                  wrap: bool) -> dict[str, Any]:
         if len(text) > 10_000:
             raise NodeError("text overlays are limited to 10,000 characters", code="invalid_input")
+        style = TextStyle(size=size, color=parse_color(color), position=position, margin=margin,
+                          stroke_width=strokeWidth, stroke_color=parse_color(strokeColor, name="strokeColor"),
+                          background=parse_color(background, name="background") if background else None,
+                          wrap=wrap)
         return {"image": await ctx.run_cpu(draw_text, image, text, style)}
 
 
 class ImageWatermark(Node):
     type = "image.watermark"
     display_name = "Watermark"
-    description = "Stamps a logo (`mark`) or a `text` onto the image at a corner, the centre, or tiled all over."
+    description = ("Stamps a logo (`mark`) or a `text` onto the image at a corner, the centre, or tiled all "
+                   "over.")
     inputs = (IMAGE_IN, Port("mark", "image", required=False), Port("text", "text", required=False))
     params = (
         Param("opacity", "number", default=0.35, min=0, max=1),
         Param("position", "text", default="bottom-right", enum=(*POSITIONS, "tile")),
-        Param("scale", "number", default=0.2, min=0.01, max=1, description="Mark width as a fraction of the image"),
-        Param("margin", "number", default=0.02, min=0, max=0.5, description="Gap to the edges, fraction of the image"),
+        Param("scale", "number", default=0.2, min=0.01, max=1,
+              description="Mark width as a fraction of the image"),
+        Param("margin", "number", default=0.02, min=0, max=0.5,
+              description="Gap to the edges, fraction of the image"),
         color_param(default="#ffffff", description="Colour of a text mark"),
     )
     outputs = (IMAGE_OUT,)
@@ -374,8 +388,9 @@ class ImageWatermark(Node):
         if mark is None and not text:
             raise NodeError("give a `mark` image or a `text` to stamp", code="missing_input")
         rgba = parse_color(color)
-        return {"image": await ctx.run_cpu(watermark_image, image, mark, text or "", rgba, opacity, position, scale,
-                                           margin)}
+        stamped = await ctx.run_cpu(watermark_image, image, mark, text or "", rgba, opacity, position, scale,
+                                    margin)
+        return {"image": stamped}
 
 
 class ImageBorder(Node):
@@ -395,7 +410,8 @@ class ImageBorder(Node):
 class ImageRoundedCorners(Node):
     type = "image.rounded_corners"
     display_name = "Rounded corners"
-    description = "Makes the corners transparent along anti-aliased arcs of `radius` pixels (the result is RGBA)."
+    description = ("Makes the corners transparent along anti-aliased arcs of `radius` pixels (the result is "
+                   "RGBA).")
     inputs = (IMAGE_IN,)
     params = (Param("radius", "integer", default=32, min=0, max=8192),)
     outputs = (IMAGE_OUT,)
@@ -407,7 +423,8 @@ class ImageRoundedCorners(Node):
 class ImageGrid(Node):
     type = "image.grid"
     display_name = "Image grid"
-    description = "Lays a list of images out in a grid of equal cells, row by row, each image centred in its cell."
+    description = ("Lays a list of images out in a grid of equal cells, row by row, each image centred in "
+                   "its cell.")
     inputs = (Port("images", "list<image>"),)
     params = (
         Param("columns", "integer", default=0, min=0, max=64, description="0 picks a near-square layout"),
@@ -430,5 +447,5 @@ class ImageGrid(Node):
 
 
 def nodes() -> list[type[Node]]:
-    return [ImageBlend, ImageComposite, ImageApplyMask, ImageSolid, ImageGradient, ImageTextOverlay, ImageWatermark,
-            ImageBorder, ImageRoundedCorners, ImageGrid]
+    return [ImageBlend, ImageComposite, ImageApplyMask, ImageSolid, ImageGradient, ImageTextOverlay,
+            ImageWatermark, ImageBorder, ImageRoundedCorners, ImageGrid]

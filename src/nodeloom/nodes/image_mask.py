@@ -57,7 +57,8 @@ def combine_masks(a: Image.Image, b: Image.Image, op: str) -> Image.Image:
     return combine(first, second)
 
 
-def boxes_mask(size: tuple[int, int], boxes: list[tuple[float, float, float, float]], padding: float, shape: str,
+def boxes_mask(size: tuple[int, int], boxes: list[tuple[float, float, float, float]], padding: float,
+               shape: str,
                feather: float) -> Image.Image:
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
@@ -112,7 +113,8 @@ class MaskShrink(Node):
 class MaskFeather(Node):
     type = "mask.feather"
     display_name = "Feather mask"
-    description = "Softens the mask's edges with a gaussian blur of `radius` pixels, for seamless compositing."
+    description = ("Softens the mask's edges with a gaussian blur of `radius` pixels, for seamless "
+                   "compositing.")
     inputs = (MASK_IN,)
     params = (Param("radius", "number", default=8, min=0.5, max=256),)
     outputs = (MASK_OUT,)
@@ -148,7 +150,8 @@ class MaskFromColor(Node):
 class MaskCombine(Node):
     type = "mask.combine"
     display_name = "Combine masks"
-    description = "Combines two masks pixel by pixel: union, intersection, `a` minus `b`, or their difference."
+    description = ("Combines two masks pixel by pixel: union, intersection, `a` minus `b`, or their "
+                   "difference.")
     inputs = (Port("a", "mask"), Port("b", "mask", description="Resized to the size of `a` if needed"))
     params = (Param("op", "text", default="union", enum=("union", "intersect", "subtract", "difference")),)
     outputs = (MASK_OUT,)
@@ -160,12 +163,15 @@ class MaskCombine(Node):
 class MaskFromBoxes(Node):
     type = "mask.from_boxes"
     display_name = "Mask from boxes"
-    description = "Draws boxes (such as detected faces) as white rectangles or ellipses on a mask the size of `image`."
+    description = ("Draws boxes (such as detected faces) as white rectangles or ellipses on a mask the size "
+                   "of `image`.")
     inputs = (Port("image", "image", description="Gives the mask its size"), Port("boxes", "boxes"))
     params = (
-        Param("padding", "number", default=0, min=0, max=2, description="Grow each box by this fraction of its size"),
+        Param("padding", "number", default=0, min=0, max=2,
+              description="Grow each box by this fraction of its size"),
         Param("shape", "text", default="rectangle", enum=("rectangle", "ellipse")),
-        Param("feather", "number", default=0, min=0, max=256, description="Soften the edges by this many pixels"),
+        Param("feather", "number", default=0, min=0, max=256,
+              description="Soften the edges by this many pixels"),
     )
     outputs = (MASK_OUT,)
 
@@ -175,4 +181,5 @@ class MaskFromBoxes(Node):
 
 
 def nodes() -> list[type[Node]]:
-    return [MaskInvert, MaskGrow, MaskShrink, MaskFeather, MaskFromAlpha, MaskFromColor, MaskCombine, MaskFromBoxes]
+    return [MaskInvert, MaskGrow, MaskShrink, MaskFeather, MaskFromAlpha, MaskFromColor, MaskCombine,
+            MaskFromBoxes]

@@ -11,7 +11,15 @@ import json
 import math
 import operator
 import random
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Decimal,
+    InvalidOperation,
+)
 from decimal import Context as DecimalContext
 from typing import Any, ClassVar
 
@@ -165,8 +173,8 @@ class MathClamp(Node):
         return {"value": low if value < low else high if value > high else value}
 
 
-ROUNDING = {"nearest": ROUND_HALF_UP, "half-even": ROUND_HALF_EVEN, "floor": ROUND_FLOOR, "ceil": ROUND_CEILING,
-            "truncate": ROUND_DOWN}
+ROUNDING = {"nearest": ROUND_HALF_UP, "half-even": ROUND_HALF_EVEN, "floor": ROUND_FLOOR,
+            "ceil": ROUND_CEILING, "truncate": ROUND_DOWN}
 
 
 def round_number(value: float, decimals: int, mode: str) -> float:
@@ -182,8 +190,8 @@ def round_number(value: float, decimals: int, mode: str) -> float:
 class MathRound(Node):
     type = "math.round"
     display_name = "Round"
-    description = ("Rounds to `decimals` places (nearest with halves away from zero, half-even, floor, ceil or "
-                   "truncate); `integer` is the whole-number rounding, for integer ports.")
+    description = ("Rounds to `decimals` places (nearest with halves away from zero, half-even, floor, ceil "
+                   "or truncate); `integer` is the whole-number rounding, for integer ports.")
     inputs = (Port("value", "number"),)
     params = (
         Param("decimals", "integer", default=0, min=0, max=15),
@@ -198,12 +206,14 @@ class MathRound(Node):
 class MathRandom(Node):
     type = "math.random"
     display_name = "Random number"
-    description = "Draws a number between `min` and `max` from `seed`: the same seed always gives the same number."
+    description = ("Draws a number between `min` and `max` from `seed`: the same seed always gives the same "
+                   "number.")
     inputs = (Port("seed", "integer", required=False, default=0),)
     params = (
         Param("min", "number", default=0),
         Param("max", "number", default=1),
-        Param("kind", "text", default="float", enum=("float", "integer"), description="Integers include both ends"),
+        Param("kind", "text", default="float", enum=("float", "integer"),
+              description="Integers include both ends"),
     )
     outputs = (Port("value", "number"),)
 
@@ -234,8 +244,8 @@ class MathRemap(Node):
     )
     outputs = (Port("value", "number"),)
 
-    async def run(self, ctx: Context, *, value: float, inMin: float, inMax: float, outMin: float, outMax: float,
-                  clamp: bool) -> dict[str, Any]:
+    async def run(self, ctx: Context, *, value: float, inMin: float, inMax: float, outMin: float,
+                  outMax: float, clamp: bool) -> dict[str, Any]:
         if inMin == inMax:
             raise NodeError("inMin and inMax must differ", code="invalid_param")
         t = (value - inMin) / (inMax - inMin)
@@ -251,7 +261,8 @@ class LogicIf(Node):
     type = "logic.if"
     display_name = "If"
     description = "Passes on `then` when `condition` is true, else `else`."
-    inputs = (Port("condition", "boolean"), Port("then", "any", required=False), Port("else", "any", required=False))
+    inputs = (Port("condition", "boolean"), Port("then", "any", required=False), Port("else", "any",
+              required=False))
     outputs = (Port("value", "any"),)
 
     async def run(self, ctx: Context, *, condition: bool, **branches: Any) -> dict[str, Any]:
@@ -301,7 +312,8 @@ def _is_empty(value: Any) -> bool:
 class LogicCoalesce(Node):
     type = "logic.coalesce"
     display_name = "First value"
-    description = "Passes on the first of `a`..`d` that has a value (with `skipEmpty`, also passing over \"\" and [])."
+    description = ("Passes on the first of `a`..`d` that has a value (with `skipEmpty`, also passing over "
+                   "\"\" and []).")
     inputs = tuple(Port(n, "any", required=False) for n in ("a", "b", "c", "d"))
     params = (Param("skipEmpty", "boolean", default=False),)
     outputs = (Port("value", "any"),)
@@ -352,7 +364,8 @@ class LogicNot(Node):
 class LogicEquals(Node):
     type = "logic.equals"
     display_name = "Equals"
-    description = "True when `a` and `b` are the same value (texts, numbers, lists and objects compared in depth)."
+    description = ("True when `a` and `b` are the same value (texts, numbers, lists and objects compared in "
+                   "depth).")
     inputs = (Port("a", "any", required=False), Port("b", "any", required=False))
     outputs = (Port("result", "boolean"),)
 
@@ -383,14 +396,17 @@ class ListBuild(Node):
     outputs = (ITEMS_OUT,)
 
     async def run(self, ctx: Context, *, skipNull: bool, **slots: Any) -> dict[str, Any]:
-        return {"items": [slots[n] for n in BUILD_SLOTS if n in slots and not (skipNull and slots[n] is None)]}
+        present = [slots[n] for n in BUILD_SLOTS if n in slots]
+        return {"items": [v for v in present if not (skipNull and v is None)]}
 
 
 class ListIndex(Node):
     type = "list.index"
     display_name = "List item"
-    description = "Picks the item at `index` (0 is the first, -1 the last); out of range gives `default` or fails."
-    inputs = (ITEMS_IN, Port("index", "integer", required=False, default=0), Port("default", "any", required=False))
+    description = ("Picks the item at `index` (0 is the first, -1 the last); out of range gives `default` or "
+                   "fails.")
+    inputs = (ITEMS_IN, Port("index", "integer", required=False, default=0), Port("default", "any",
+              required=False))
     outputs = (Port("item", "any"),)
 
     async def run(self, ctx: Context, *, items: list[Any], index: int, default: Any = None) -> dict[str, Any]:
@@ -398,13 +414,15 @@ class ListIndex(Node):
             return {"item": items[index]}
         if default is not None:
             return {"item": default}
-        raise NodeError(f"index {index} is out of range for a list of {len(items)}", code="index_out_of_range")
+        raise NodeError(f"index {index} is out of range for a list of {len(items)}",
+                        code="index_out_of_range")
 
 
 class ListZip(Node):
     type = "list.zip"
     display_name = "Zip lists"
-    description = "Pairs up lists item by item: [a0, b0], [a1, b1], …; `strict` refuses lists of different lengths."
+    description = ("Pairs up lists item by item: [a0, b0], [a1, b1], …; `strict` refuses lists of different "
+                   "lengths.")
     inputs = (Port("a", "list<any>"), Port("b", "list<any>"), Port("c", "list<any>", required=False))
     params = (Param("strict", "boolean", default=True),)
     outputs = (ITEMS_OUT,)
@@ -461,10 +479,12 @@ class ListCount(Node):
 class ListSlice(Node):
     type = "list.slice"
     display_name = "Slice list"
-    description = "Takes items from `start` up to (not including) `end`, every `step`-th; negatives count from the end."
+    description = ("Takes items from `start` up to (not including) `end`, every `step`-th; negatives count "
+                   "from the end.")
     inputs = (ITEMS_IN,)
     params = (
-        Param("start", "integer", description="Empty: from the first item (the last when `step` is negative)"),
+        Param("start", "integer",
+              description="Empty: from the first item (the last when `step` is negative)"),
         Param("end", "integer", description="Empty: to the end"),
         Param("step", "integer", default=1, min=-1000, max=1000),
     )
@@ -480,7 +500,8 @@ class ListSlice(Node):
 class ListRange(Node):
     type = "list.range"
     display_name = "Number range"
-    description = "Makes the list of whole numbers from `start` up to (not including) `stop`, in steps of `step`."
+    description = ("Makes the list of whole numbers from `start` up to (not including) `stop`, in steps of "
+                   "`step`.")
     params = (
         Param("start", "integer", default=0),
         Param("stop", "integer", default=10),
@@ -512,7 +533,8 @@ class ListReverse(Node):
 class ListSort(Node):
     type = "list.sort"
     display_name = "Sort list"
-    description = "Sorts numbers or texts, or objects by the field named `key`, ascending unless `descending`."
+    description = ("Sorts numbers or texts, or objects by the field named `key`, ascending unless "
+                   "`descending`.")
     inputs = (ITEMS_IN,)
     params = (
         Param("descending", "boolean", default=False),
@@ -570,8 +592,7 @@ class ListConcat(Node):
 
 
 def nodes() -> list[type[Node]]:
-    return [MathArithmetic, MathAdd, MathSubtract, MathMultiply, MathDivide, MathPower, MathModulo, MathCompare,
-            MathClamp, MathRound, MathRandom, MathRemap,
-            LogicIf, LogicSwitch, LogicRouter, LogicCoalesce, LogicAnd, LogicOr, LogicNot, LogicEquals,
-            ListBuild, ListIndex, ListZip, ListFlatten, ListCount, ListSlice, ListRange, ListReverse, ListSort,
-            ListUnique, ListConcat]
+    return [MathArithmetic, MathAdd, MathSubtract, MathMultiply, MathDivide, MathPower, MathModulo,
+            MathCompare, MathClamp, MathRound, MathRandom, MathRemap, LogicIf, LogicSwitch, LogicRouter,
+            LogicCoalesce, LogicAnd, LogicOr, LogicNot, LogicEquals, ListBuild, ListIndex, ListZip,
+            ListFlatten, ListCount, ListSlice, ListRange, ListReverse, ListSort, ListUnique, ListConcat]

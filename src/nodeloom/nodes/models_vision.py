@@ -126,7 +126,8 @@ class BackgroundReplace(Node):
     inputs = (Port("image", "image"), Port("background", "image", required=False),
               Port("mask", "mask", required=False))
     params = (
-        Param("color", "text", default="#ffffff", max_length=32, description="CSS colour name or #rrggbb"),
+        Param("color", "text", default="#ffffff", max_length=32, description="CSS colour name or #rrggbb",
+              extra={"format": "color"}),
         Param("blur", "number", default=0, min=0, max=200),
     )
     outputs = (Port("image", "image"),)

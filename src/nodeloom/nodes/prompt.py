@@ -17,7 +17,8 @@ TEXT_OUT = Port("text", "text")
 class TextPromptCombine(Node):
     type = "text.prompt_combine"
     display_name = "Combine prompts"
-    description = "Merges comma-separated prompt fragments, dropping empty pieces and (optionally) repeated ones."
+    description = ("Merges comma-separated prompt fragments, dropping empty pieces and (optionally) repeated "
+                   "ones.")
     inputs = tuple(Port(n, "text", required=n == "a") for n in ("a", "b", "c", "d"))
     params = (
         Param("separator", "text", default=", ", max_length=20),
@@ -48,7 +49,7 @@ Sequence = list[Any]
 
 
 def parse_wildcards(template: str) -> Sequence:
-    """Parse `{a|b|{c|d}}` groups (iteratively, so nesting cannot exhaust the stack); `\\{` escapes a brace."""
+    """Parse `{a|b|{c|d}}` groups iteratively, so nesting cannot exhaust the stack; `\\{` escapes a brace."""
     root: Sequence = []
     current = root
     stack: list[tuple[list[Sequence], Sequence]] = []  # (alternatives, enclosing sequence)
@@ -69,7 +70,8 @@ def parse_wildcards(template: str) -> Sequence:
         if ch == "{":
             flush()
             if len(stack) >= WILDCARD_MAX_DEPTH:
-                raise NodeError(f"wildcards nest deeper than {WILDCARD_MAX_DEPTH} levels", code="invalid_template")
+                raise NodeError(f"wildcards nest deeper than {WILDCARD_MAX_DEPTH} levels",
+                                code="invalid_template")
             alternatives: list[Sequence] = [[]]
             current.append(alternatives)
             stack.append((alternatives, current))
@@ -124,7 +126,8 @@ class TextWildcard(Node):
     params = (
         Param("mode", "text", default="random", enum=("random", "all")),
         Param("count", "integer", default=1, min=1, max=1000, description="How many random prompts to draw"),
-        Param("limit", "integer", default=1000, min=1, max=10000, description="Refuse more combinations than this"),
+        Param("limit", "integer", default=1000, min=1, max=10000,
+              description="Refuse more combinations than this"),
     )
     outputs = (TEXT_OUT, Port("texts", "list<text>"))
 

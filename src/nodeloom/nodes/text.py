@@ -17,14 +17,14 @@ from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port
 
 MAX_TEXT = 1_000_000
-REGEX_TIMEOUT_S = 2.0
+REGEX_TIMEOUT_S = 1.0
 
 TEXT_IN = Port("text", "text")
 TEXT_OUT = Port("text", "text")
 
 
 def as_text(value: Any) -> str:
-    """How a non-text value reads when joined into text: numbers without a needless `.0`, JSON for the rest."""
+    """How a non-text value reads inside text: numbers without a needless `.0`, JSON for the rest."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
@@ -41,7 +41,8 @@ def as_text(value: Any) -> str:
 
 def _check_length(text: str) -> None:
     if len(text) > MAX_TEXT:
-        raise NodeError(f"the text is {len(text):,} characters, over the limit of {MAX_TEXT:,}", code="text_too_long")
+        raise NodeError(f"the text is {len(text):,} characters, over the limit of {MAX_TEXT:,}",
+                        code="text_too_long")
 
 
 # --- strings -------------------------------------------------------------------------------------------
@@ -66,7 +67,8 @@ class TextConcat(Node):
 class TextJoin(Node):
     type = "text.join"
     display_name = "Join list"
-    description = "Joins a list into one text with `separator`; numbers and JSON values are written out as text."
+    description = ("Joins a list into one text with `separator`; numbers and JSON values are written out as "
+                   "text.")
     inputs = (Port("items", "list<any>"),)
     params = (
         Param("separator", "text", default=", ", max_length=1000),
@@ -87,10 +89,12 @@ class TextSplit(Node):
     description = "Splits text at each `separator` (empty: at runs of whitespace) into a list of texts."
     inputs = (TEXT_IN,)
     params = (
-        Param("separator", "text", default=",", max_length=1000, description="Use \\n for lines; empty for whitespace"),
+        Param("separator", "text", default=",", max_length=1000,
+              description="Use \\n for lines; empty for whitespace"),
         Param("trim", "boolean", default=True, description="Strip whitespace around each part"),
         Param("skipEmpty", "boolean", default=True),
-        Param("limit", "integer", default=0, min=0, max=100000, description="At most this many parts (0: no limit)"),
+        Param("limit", "integer", default=0, min=0, max=100000,
+              description="At most this many parts (0: no limit)"),
     )
     outputs = (Port("items", "list<text>"), Port("count", "integer"))
 
@@ -111,7 +115,8 @@ class TextReplace(Node):
     description = "Replaces occurrences of `find` with `replace` (plain text, not a pattern)."
     inputs = (TEXT_IN, Port("find", "text"), Port("replace", "text", required=False, default=""))
     params = (
-        Param("count", "integer", default=0, min=0, max=1_000_000, description="Replace at most this many (0: all)"),
+        Param("count", "integer", default=0, min=0, max=1_000_000,
+              description="Replace at most this many (0: all)"),
         Param("caseSensitive", "boolean", default=True),
     )
     outputs = (TEXT_OUT, Port("replacements", "integer"))
@@ -173,12 +178,15 @@ async def _run_regex(ctx: Context, fn: Any, *args: Any) -> Any:
 class TextRegexExtract(Node):
     type = "text.regex_extract"
     display_name = "Regex extract"
-    description = "Finds matches of a regular expression and returns the first, all of them, and whether any matched."
+    description = ("Finds matches of a regular expression and returns the first, all of them, and whether "
+                   "any matched.")
     inputs = (TEXT_IN,)
     params = (
         Param("pattern", "text", required=True, max_length=2000),
-        Param("group", "integer", default=0, min=0, max=99, description="Capture group to return (0: whole match)"),
-        Param("limit", "integer", default=1000, min=1, max=100000, description="Stop after this many matches"),
+        Param("group", "integer", default=0, min=0, max=99,
+              description="Capture group to return (0: whole match)"),
+        Param("limit", "integer", default=1000, min=1, max=100000,
+              description="Stop after this many matches"),
         *REGEX_FLAGS,
     )
     outputs = (Port("match", "text"), Port("matches", "list<text>"), Port("found", "boolean"))
@@ -196,18 +204,20 @@ class TextRegexExtract(Node):
 class TextRegexReplace(Node):
     type = "text.regex_replace"
     display_name = "Regex replace"
-    description = "Replaces matches of a regular expression; `replacement` may refer to groups as \\1 or \\g<name>."
+    description = ("Replaces matches of a regular expression; `replacement` may refer to groups as \\1 or "
+                   "\\g<name>.")
     inputs = (TEXT_IN,)
     params = (
         Param("pattern", "text", required=True, max_length=2000),
         Param("replacement", "text", default="", max_length=10000),
-        Param("count", "integer", default=0, min=0, max=1_000_000, description="Replace at most this many (0: all)"),
+        Param("count", "integer", default=0, min=0, max=1_000_000,
+              description="Replace at most this many (0: all)"),
         *REGEX_FLAGS,
     )
     outputs = (TEXT_OUT, Port("replacements", "integer"))
 
-    async def run(self, ctx: Context, *, text: str, pattern: str, replacement: str, count: int, ignoreCase: bool,
-                  multiline: bool, dotAll: bool) -> dict[str, Any]:
+    async def run(self, ctx: Context, *, text: str, pattern: str, replacement: str, count: int,
+                  ignoreCase: bool, multiline: bool, dotAll: bool) -> dict[str, Any]:
         _check_length(text)
         flags = regex_flags(ignoreCase, multiline, dotAll)
         compile_pattern(pattern, flags)
@@ -219,6 +229,9 @@ class TextRegexReplace(Node):
 def _words(text: str) -> list[str]:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", text)
     return [w for w in re.split(r"[\W_]+", spaced) if w]
+
+
+CASE_MODES = ("upper", "lower", "title", "sentence", "swap", "snake", "kebab", "camel", "pascal")
 
 
 def change_case(text: str, mode: str) -> str:
@@ -246,10 +259,10 @@ def change_case(text: str, mode: str) -> str:
 class TextCase(Node):
     type = "text.case"
     display_name = "Change case"
-    description = "Changes letter case: upper, lower, title, sentence, swapped, or snake_case, kebab-case, camelCase, PascalCase."
+    description = ("Changes letter case: upper, lower, title, sentence, swapped, or snake_case, kebab-case, "
+                   "camelCase, PascalCase.")
     inputs = (TEXT_IN,)
-    params = (Param("mode", "text", default="lower",
-                    enum=("upper", "lower", "title", "sentence", "swap", "snake", "kebab", "camel", "pascal")),)
+    params = (Param("mode", "text", default="lower", enum=CASE_MODES),)
     outputs = (TEXT_OUT,)
 
     async def run(self, ctx: Context, *, text: str, mode: str) -> dict[str, Any]:
@@ -259,12 +272,15 @@ class TextCase(Node):
 class TextTrim(Node):
     type = "text.trim"
     display_name = "Trim text"
-    description = "Strips whitespace (or the given `chars`) from the ends, and can collapse inner runs of whitespace."
+    description = ("Strips whitespace (or the given `chars`) from the ends, and can collapse inner runs of "
+                   "whitespace.")
     inputs = (TEXT_IN,)
     params = (
         Param("side", "text", default="both", enum=("both", "start", "end")),
-        Param("chars", "text", default="", max_length=100, description="Characters to strip (empty: whitespace)"),
-        Param("collapse", "boolean", default=False, description="Turn every run of whitespace into one space"),
+        Param("chars", "text", default="", max_length=100,
+              description="Characters to strip (empty: whitespace)"),
+        Param("collapse", "boolean", default=False,
+              description="Turn every run of whitespace into one space"),
     )
     outputs = (TEXT_OUT,)
 
@@ -278,16 +294,19 @@ class TextTrim(Node):
 class TextTruncate(Node):
     type = "text.truncate"
     display_name = "Truncate text"
-    description = "Shortens text to at most `length` characters, ending with `ellipsis`, preferably at a word break."
+    description = ("Shortens text to at most `length` characters, ending with `ellipsis`, preferably at a "
+                   "word break.")
     inputs = (TEXT_IN,)
     params = (
-        Param("length", "integer", default=100, min=0, max=MAX_TEXT, description="Maximum length, ellipsis included"),
+        Param("length", "integer", default=100, min=0, max=MAX_TEXT,
+              description="Maximum length, ellipsis included"),
         Param("ellipsis", "text", default="…", max_length=20),
         Param("words", "boolean", default=True, description="Cut at the last word break that fits"),
     )
     outputs = (TEXT_OUT, Port("truncated", "boolean"))
 
-    async def run(self, ctx: Context, *, text: str, length: int, ellipsis: str, words: bool) -> dict[str, Any]:
+    async def run(self, ctx: Context, *, text: str, length: int, ellipsis: str,
+                  words: bool) -> dict[str, Any]:
         if len(text) <= length:
             return {"text": text, "truncated": False}
         room = length - len(ellipsis)
@@ -327,7 +346,8 @@ class TextContains(Node):
     )
     outputs = (Port("result", "boolean"),)
 
-    async def run(self, ctx: Context, *, text: str, search: str, mode: str, caseSensitive: bool) -> dict[str, Any]:
+    async def run(self, ctx: Context, *, text: str, search: str, mode: str,
+                  caseSensitive: bool) -> dict[str, Any]:
         if not caseSensitive:
             text, search = text.casefold(), search.casefold()
         test = {"contains": str.__contains__, "starts-with": str.startswith, "ends-with": str.endswith,
@@ -380,7 +400,8 @@ class TextJsonStringify(Node):
 class JsonQuery(Node):
     type = "json.query"
     display_name = "JSON query (JMESPath)"
-    description = "Picks or reshapes parts of a JSON value with a JMESPath expression such as `items[?score > `3`].name`."
+    description = ("Picks or reshapes parts of a JSON value with a JMESPath expression, such as "
+                   "people[?age > `30`].name.")
     inputs = (Port("data", "json"),)
     params = (Param("expression", "text", required=True, max_length=2000),)
     outputs = (Port("result", "any"),)
@@ -402,7 +423,8 @@ class JsonQuery(Node):
 class TextNumberToText(Node):
     type = "text.number_to_text"
     display_name = "Number to text"
-    description = "Writes a number as text with a fixed number of `decimals` (or as many as needed) and optional thousands separators."
+    description = ("Writes a number as text with a fixed number of `decimals` (or as many as needed) and "
+                   "optional thousands separators.")
     inputs = (Port("value", "number"),)
     params = (
         Param("decimals", "integer", default=-1, min=-1, max=20, description="-1 writes as many as needed"),
@@ -422,6 +444,8 @@ class TextNumberToText(Node):
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
+#: the leftmost number in a sentence, read with thousands separators when it has them
+_FIRST_NUMBER = re.compile(rf"{_GROUPED.pattern}(?!\d)|{_NUMBER.pattern}")
 
 
 class TextToNumber(Node):
@@ -430,7 +454,8 @@ class TextToNumber(Node):
     description = "Reads a number from text (\"3.5\", \"1,250\"), optionally the first one inside a sentence."
     inputs = (TEXT_IN,)
     params = (
-        Param("extract", "boolean", default=False, description="Take the first number found anywhere in the text"),
+        Param("extract", "boolean", default=False,
+              description="Take the first number found anywhere in the text"),
         Param("default", "number", description="Used when no number is found (empty: fail instead)"),
     )
     outputs = (Port("value", "number"), Port("valid", "boolean"))
@@ -438,7 +463,7 @@ class TextToNumber(Node):
     async def run(self, ctx: Context, *, text: str, extract: bool, default: float | None) -> dict[str, Any]:
         candidate = text.strip()
         if extract:
-            found = _GROUPED.search(candidate) or _NUMBER.search(candidate)
+            found = _FIRST_NUMBER.search(candidate)
             candidate = found.group(0) if found else ""
         if _GROUPED.fullmatch(candidate):
             candidate = candidate.replace(",", "")
@@ -452,5 +477,6 @@ class TextToNumber(Node):
 
 
 def nodes() -> list[type[Node]]:
-    return [TextConcat, TextJoin, TextSplit, TextReplace, TextRegexExtract, TextRegexReplace, TextCase, TextTrim,
-            TextTruncate, TextLength, TextContains, TextJsonParse, TextJsonStringify, JsonQuery, TextNumberToText, TextToNumber]
+    return [TextConcat, TextJoin, TextSplit, TextReplace, TextRegexExtract, TextRegexReplace, TextCase,
+            TextTrim, TextTruncate, TextLength, TextContains, TextJsonParse, TextJsonStringify, JsonQuery,
+            TextNumberToText, TextToNumber]

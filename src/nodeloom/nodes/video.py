@@ -145,14 +145,19 @@ async def run_ffmpeg(
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 proc.stdin.close()
 
+    jobs = [asyncio.ensure_future(j) for j in
+            [read_progress(), read_errors(), *([feed()] if stdin is not None else [])]]
     try:
-        jobs = [read_progress(), read_errors()] + ([feed()] if stdin is not None else [])
         await asyncio.gather(*jobs)
         rc = await proc.wait()
     finally:
-        if proc.returncode is None:
+        if proc.returncode is None:  # cancelled, timed out or failed while ffmpeg still runs
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if proc.returncode is None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(proc.wait())
     if rc != 0:
@@ -288,8 +293,13 @@ def even(n: float) -> int:
     return max(2, int(n) - int(n) % 2)
 
 
-def mp4_file(path: Path) -> MediaFile:
-    return MediaFile.from_path(path, "video/mp4")
+async def media_out(path: Path, content_type: str = "video/mp4") -> MediaFile:
+    """The result file with the facts the file store records (width, height, durationS) in its meta."""
+    info = await probe(path)
+    meta: dict[str, Any] = {"durationS": round(info.duration, 3)}
+    if info.has_video:
+        meta.update(width=info.width, height=info.height, fps=info.fps, frames=info.frames)
+    return MediaFile.from_path(path, content_type, **meta)
 
 
 def silence_or_audio(index: int, info: Probe, seconds: float, label: str) -> str:
@@ -390,7 +400,7 @@ class VideoFromFrames(FfmpegNode):
                                "-framerate", f"{fps:g}", "-i", "pipe:0", *VIDEO_CODEC, "-r", f"{fps:g}", *MP4,
                                str(out)], expected_s=len(frames) / fps, stdin=chunks())
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoToFrames(FfmpegNode):
@@ -447,7 +457,7 @@ class VideoTrim(FfmpegNode):
                                "-map", "0:v:0", "-map", "0:a:0?", *VIDEO_CODEC, *AUDIO_CODEC, *MP4, str(out)],
                          expected_s=length)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoConcat(FfmpegNode):
@@ -486,7 +496,7 @@ class VideoConcat(FfmpegNode):
                                "-map", "[v]", *(["-map", "[a]", *AUDIO_CODEC] if audio else []), *VIDEO_CODEC,
                                *MP4, str(out)], expected_s=total)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoResize(FfmpegNode):
@@ -513,10 +523,10 @@ class VideoResize(FfmpegNode):
             vf = f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
         out = out_path(ctx, ".mp4")
         await run_ffmpeg(ctx, [*media_in(media.path), "-map", "0:v:0", "-map", "0:a:0?", "-vf",
-                               f"{vf},setsar=1", *VIDEO_CODEC, "-c:a", "copy", *MP4, str(out)],
+                               f"{vf},setsar=1", *VIDEO_CODEC, *AUDIO_CODEC, *MP4, str(out)],
                          expected_s=info.duration)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoFps(FfmpegNode):
@@ -531,9 +541,9 @@ class VideoFps(FfmpegNode):
         media, info = await video_info(video)
         out = out_path(ctx, ".mp4")
         await run_ffmpeg(ctx, [*media_in(media.path), "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"fps={fps:g}",
-                               *VIDEO_CODEC, "-c:a", "copy", *MP4, str(out)], expected_s=info.duration)
+                               *VIDEO_CODEC, *AUDIO_CODEC, *MP4, str(out)], expected_s=info.duration)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoToGif(FfmpegNode):
@@ -561,7 +571,7 @@ class VideoToGif(FfmpegNode):
                                "-map", "[g]", "-loop", "0" if loop else "-1", "-f", "gif", str(out)],
                          expected_s=min(info.duration, max_seconds))
         await ctx.progress(1.0)
-        return {"gif": MediaFile.from_path(out, "image/gif")}
+        return {"gif": await media_out(out, "image/gif")}
 
 
 class VideoThumbnail(FfmpegNode):
@@ -612,7 +622,7 @@ class VideoAddAudio(FfmpegNode):
                                "-map", "1:a:0", "-af", f"volume={volume:g},apad", "-t", f"{length:.6f}",
                                *vcodec, *AUDIO_CODEC, *MP4, str(out)], expected_s=length)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoSpeed(FfmpegNode):
@@ -632,7 +642,7 @@ class VideoSpeed(FfmpegNode):
         out = out_path(ctx, ".mp4")
         await run_ffmpeg(ctx, [*args, *VIDEO_CODEC, *MP4, str(out)], expected_s=info.duration / factor)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoReverse(FfmpegNode):
@@ -654,7 +664,7 @@ class VideoReverse(FfmpegNode):
         out = out_path(ctx, ".mp4")
         await run_ffmpeg(ctx, [*args, *VIDEO_CODEC, *MP4, str(out)], expected_s=info.duration)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoInfo(FfmpegNode):
@@ -721,7 +731,7 @@ class VideoPanZoom(FfmpegNode):
                                "-framerate", f"{fps:g}", "-i", "pipe:0", *VIDEO_CODEC, *MP4, str(out)],
                          expected_s=count / fps, stdin=chunks())
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoCrossfade(FfmpegNode):
@@ -755,7 +765,7 @@ class VideoCrossfade(FfmpegNode):
                                *(["-map", "[a]", *AUDIO_CODEC] if audio else []), *VIDEO_CODEC, *MP4, str(out)],
                          expected_s=da + db - duration)
         await ctx.progress(1.0)
-        return {"video": mp4_file(out)}
+        return {"video": await media_out(out)}
 
 
 class VideoExtractAudio(FfmpegNode):
@@ -776,7 +786,7 @@ class VideoExtractAudio(FfmpegNode):
         await run_ffmpeg(ctx, [*media_in(media.path), "-map", "0:a:0", *codec, "-map_metadata", "-1",
                                "-fflags", "+bitexact", "-f", muxer, str(out)], expected_s=info.duration)
         await ctx.progress(1.0)
-        return {"audio": MediaFile.from_path(out, ctype)}
+        return {"audio": await media_out(out, ctype)}
 
 
 WAVEFORMS = {
@@ -810,7 +820,7 @@ class AudioTone(FfmpegNode):
                                *codec, "-map_metadata", "-1", "-fflags", "+bitexact", "-f", muxer, str(out)],
                          expected_s=duration)
         await ctx.progress(1.0)
-        return {"audio": MediaFile.from_path(out, ctype)}
+        return {"audio": await media_out(out, ctype)}
 
 
 class AudioInfo(FfmpegNode):

@@ -33,7 +33,8 @@ class InputSelect(InputNode):
         out = await super().run(ctx, **kwargs)
         value = options[0] if out["value"] is None else out["value"]
         if value not in options:
-            raise NodeError(f"'{value}' is not one of the options: {', '.join(options)}", code="invalid_input")
+            raise NodeError(f"'{value}' is not one of the options: {', '.join(options)}",
+                            code="invalid_input")
         return {"value": value}
 
 
@@ -49,7 +50,8 @@ class InputJson(InputNode):
 class InputList(InputNode):
     type = "input.list"
     display_name = "List input"
-    description = "A parameter holding a JSON array; linked to a single-value port it runs that node once per item."
+    description = ("A parameter holding a JSON array; linked to a single-value port it runs that node once "
+                   "per item.")
     value_type = "list<any>"
     params = (NAME, Param("default", "list<any>"), REQUIRED,
               Param("maxItems", "integer", default=1000, min=1, max=10000))
@@ -69,13 +71,14 @@ class InputList(InputNode):
 class InputSeed(InputNode):
     type = "input.seed"
     display_name = "Seed input"
-    description = ("A random seed: the caller's value, else `default`; with `randomize` an omitted seed is drawn "
-                   "fresh each run.")
+    description = ("A random seed: the caller's value, else `default`; with `randomize` an omitted seed is "
+                   "drawn fresh each run.")
     value_type = "integer"
     # a randomized seed must not let the cache serve an earlier run's results downstream
     deterministic = False
     params = (NAME, Param("default", "integer", default=0, min=0, max=SEED_MAX), REQUIRED,
-              Param("randomize", "boolean", default=False, description="Draw a new seed when the caller gives none"))
+              Param("randomize", "boolean", default=False,
+                    description="Draw a new seed when the caller gives none"))
     outputs = (Port("value", "integer"),)
 
     async def run(self, ctx: Context, **kwargs: Any) -> dict[str, Any]:
@@ -89,7 +92,8 @@ class InputSeed(InputNode):
         else:
             seed = kwargs.get("default") or 0
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-            raise NodeError(f"input '{name}' must be a whole number from 0 to {SEED_MAX}", code="invalid_input")
+            raise NodeError(f"input '{name}' must be a whole number from 0 to {SEED_MAX}",
+                            code="invalid_input")
         return {"value": seed}
 
 

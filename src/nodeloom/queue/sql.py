@@ -30,7 +30,7 @@ class SqlQueue:
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
         session.add(Job(execution_id=execution_id, account_id=account_id, queue=queue, state="queued",
-                        attempts=0, available_at=0.0, created_at=self.clock.now()))
+                        attempts=0, available_at=self.clock.time(), created_at=self.clock.now()))
 
     def claim(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu")) -> Claim | None:
         now = self.clock.time()
@@ -53,6 +53,54 @@ class SqlQueue:
             job.attempts += 1
             return Claim(execution_id=job.execution_id, account_id=job.account_id, attempt=job.attempts,
                          worker_id=worker_id)
+
+    def claim_execution(self, *, execution_id: str, worker_id: str) -> Claim | None:
+        """Claim one named job (the Celery task for it arrived). None when it is gone, leased by a live
+        worker, or its account is at its concurrency cap (the caller retries later)."""
+        now = self.clock.time()
+        with self.db.write() as s:
+            q = select(Job).where(Job.execution_id == execution_id)
+            if not self.db.is_sqlite:
+                q = q.with_for_update(skip_locked=True)
+            job = s.scalars(q).first()
+            if job is None or (job.state == "claimed" and (job.lease_expires_at or 0) >= now):
+                return None
+            if self.cap_filter and job.account_id in self.cap_filter(s):
+                return None
+            job.state = "claimed"
+            job.lease_owner = worker_id
+            job.lease_expires_at = now + self.lease_seconds
+            job.attempts += 1
+            return Claim(execution_id=job.execution_id, account_id=job.account_id, attempt=job.attempts,
+                         worker_id=worker_id)
+
+    def is_waiting(self, execution_id: str) -> bool:
+        """The job is still queued (e.g. held back by its account's concurrency cap)."""
+        with self.db.read() as s:
+            return s.scalar(select(Job.state).where(Job.execution_id == execution_id)) == "queued"
+
+    def expired(self, *, limit: int = 500) -> list[tuple[str, str]]:
+        """Jobs whose worker stopped heart-beating: (execution_id, queue), to be handed out again."""
+        now = self.clock.time()
+        with self.db.write() as s:
+            rows = s.execute(select(Job.execution_id, Job.queue)
+                             .where(Job.state == "claimed", Job.lease_expires_at < now).limit(limit)).all()
+            if rows:
+                s.execute(update(Job).where(Job.execution_id.in_([r[0] for r in rows]), Job.state == "claimed",
+                                            Job.lease_expires_at < now)
+                          .values(state="queued", lease_owner=None, lease_expires_at=None))
+            return [(r[0], r[1]) for r in rows]
+
+    def stale_queued(self, *, older_than: float, limit: int = 500) -> list[tuple[str, str]]:
+        """Queued jobs not claimed for `older_than` seconds (their broker message may be lost)."""
+        cutoff = self.clock.time() - older_than
+        with self.db.write() as s:
+            rows = s.execute(select(Job.execution_id, Job.queue)
+                             .where(Job.state == "queued", Job.available_at < cutoff).limit(limit)).all()
+            if rows:
+                s.execute(update(Job).where(Job.execution_id.in_([r[0] for r in rows]))
+                          .values(available_at=self.clock.time()))
+            return [(r[0], r[1]) for r in rows]
 
     def heartbeat(self, claim: Claim) -> bool:
         with self.db.write() as s:

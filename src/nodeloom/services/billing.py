@@ -45,7 +45,7 @@ CENT = Decimal("0.0001")  # credits are kept to four places (the column's scale)
 EPSILON = Decimal("0.00005")
 
 
-def credits(value: float | Decimal | int) -> Decimal:
+def credits(value: float | Decimal) -> Decimal:
     return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
 
 

@@ -25,7 +25,7 @@ class MemoryCache:
             return entries[key]
 
     def put(self, account_id: str, key: str, outputs: dict[str, Any]) -> None:
-        if self.max_entries <= 0:
+        if self.max_entries <= 0 or _holds_scratch_files(outputs):
             return
         with self._lock:
             entries = self._accounts.setdefault(account_id, OrderedDict())
@@ -45,3 +45,16 @@ class AccountCache:
 
     async def put(self, key: str, outputs: dict[str, Any]) -> None:
         self._cache.put(self._account, key, outputs)
+
+
+def _holds_scratch_files(value: Any) -> bool:
+    """Files in an execution's work dir vanish when it ends, so outputs that hold them are not cached."""
+    from nodeloom.media.values import MediaFile
+
+    if isinstance(value, MediaFile):
+        return value.file_id is None
+    if isinstance(value, dict):
+        return any(_holds_scratch_files(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_scratch_files(v) for v in value)
+    return False

@@ -91,8 +91,14 @@ class ExecutionService:
         #: called inside the transaction that ends an execution here (a queued one cancelled): webhooks
         #: write their outbox rows; the runner has its own list for executions that ran
         self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
+        #: admission, in API.md's order (limits: execution rate, daily quota; billing: credits); set by
+        #: the composition root. Each has `check(account_id=, sub=)`, run before the submit transaction,
+        #: and `reserve(session, account_id=, sub=, execution=)`, run inside it; either may refuse.
+        self.gates: list[Any] = []
         #: refuses a callback URL that can never be valid (422); set by the composition root
         self.callback_url_check: Callable[[str], None] | None = None
+        #: account-aware graph checks at execute, e.g. hosted nodes need the operator's or the account's key (422)
+        self.graph_checks: list[Callable[[str, Graph], None]] = []
 
     def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any]) -> Submission:
         version = body.get("version")
@@ -102,6 +108,8 @@ class ExecutionService:
         wf, graph_json, resolved = self.workflows.graph_for_run(account_id=account_id, workflow_id=workflow_id,
                                                                 version=version)
         graph = self.workflows.check_graph(graph_json)
+        for check in self.graph_checks:
+            check(account_id, graph)
         inputs = check_inputs(graph, body.get("inputs"))
         webhook_url, webhook_events = body.get("webhookUrl"), body.get("webhookEvents")
         if webhook_url is None:  # the workflow's webhook settings are the default (how a trigger gets a callback)
@@ -128,11 +136,22 @@ class ExecutionService:
         self.queue.enqueue(session, execution_id=ex.id, account_id=account_id, queue=queue_for(sub.graph))
         return ex
 
-    def submit(self, *, account_id: str, sub: Submission) -> dict[str, Any]:
+    def submit(self, *, account_id: str, sub: Submission,
+               answer: Callable[[Any, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Accept an execution: the gates check (execution rate) and then reserve (daily quota, credit
+        hold) in the transaction that creates it, so a refusal leaves nothing queued. `answer` stores the
+        response in that same transaction (an idempotency key's answer)."""
+        for gate in self.gates:
+            gate.check(account_id=account_id, sub=sub)
         with self.db.write() as s:
             ex = self.create(s, account_id=account_id, sub=sub)
+            for gate in self.gates:
+                gate.reserve(s, account_id=account_id, sub=sub, execution=ex)
+            accepted = self.accepted(ex.id)
+            if answer is not None:
+                answer(s, accepted)
         self.enqueued()
-        return self.accepted(ex.id)
+        return accepted
 
     def enqueued(self) -> None:
         for callback in self.on_enqueue:

@@ -42,3 +42,37 @@ class EventHub:
                     waiters.discard(entry)
                     if not waiters:
                         del self._waiters[execution_id]
+
+
+class RedisEventHub(EventHub):
+    """The same hub across processes: notifications go through Redis pub/sub (scale-out).
+
+    A listener thread subscribes to every execution channel and wakes this process's local waiters.
+    """
+
+    CHANNEL = "nodeloom:execution:"
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__()
+        import redis
+
+        self._redis = redis.Redis.from_url(redis_url)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.psubscribe(**{self.CHANNEL + "*": self._on_message})
+        self._thread = self._pubsub.run_in_thread(sleep_time=0.5, daemon=True)
+
+    def _on_message(self, message: dict[str, object]) -> None:
+        channel = message.get("channel")
+        if isinstance(channel, bytes):
+            super().notify(channel.decode()[len(self.CHANNEL):])
+
+    def notify(self, execution_id: str) -> None:
+        try:
+            self._redis.publish(self.CHANNEL + execution_id, b"1")
+        except Exception:  # a Redis hiccup only delays waiters until their next poll
+            super().notify(execution_id)
+
+    def close(self) -> None:
+        self._thread.stop()
+        self._pubsub.close()
+        self._redis.close()

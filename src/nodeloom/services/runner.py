@@ -18,7 +18,7 @@ from nodeloom.clock import Clock
 from nodeloom.engine import events as ev
 from nodeloom.engine.errors import GraphError
 from nodeloom.engine.executor import RunOptions, run
-from nodeloom.engine.graph import Graph, Limits, output_name, validate
+from nodeloom.engine.graph import Graph, Limits, NodeInstance, output_name, validate
 from nodeloom.engine.registry import Registry
 from nodeloom.media.values import MediaFile
 from nodeloom.queue.base import Claim, QueueBackend
@@ -64,6 +64,9 @@ class ExecutionRunner:
         #: called inside the transaction that records any other event, with its type and node id
         #: (webhooks write outbox rows for execution.started and node.completed)
         self.event_hooks: list[Callable[[Any, Execution, str, str | None], None]] = []
+        #: called inside the transaction that records a node.completed, with the node's row, its graph
+        #: node and the event data (`cached`, `elements` for a fan-out): billing charges the node here
+        self.node_hooks: list[Callable[[Any, Execution, ExecutionNode, NodeInstance, dict[str, Any]], None]] = []
 
     # ------------------------------------------------------------------------------------------------
     async def run(self, claim: Claim) -> None:
@@ -255,6 +258,8 @@ class ExecutionRunner:
                     row.status, row.completed_at, row.cached = "COMPLETED", now, bool(data.get("cached"))
                     row.started_at = row.started_at or now
                     row.outputs, row.resumable = outputs, resumable
+                    for hook in self.node_hooks:
+                        hook(s, ex, row, graph.nodes[event.node_id], data)
                     data["outputs"] = outputs
                     done = sum(1 for n in s.scalars(select(ExecutionNode.status)
                                                     .where(ExecutionNode.execution_id == ex.id)) if n == "COMPLETED")

@@ -49,8 +49,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._factory() as session, session.begin():
-            yield session
+        """A transaction that commits on success. Callbacks in `session.info["after_commit"]` run
+        once it has committed (e.g. publishing a broker message for a row that now exists)."""
+        with self._factory() as session:
+            with session.begin():
+                yield session
+            for callback in session.info.pop("after_commit", []):
+                callback()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

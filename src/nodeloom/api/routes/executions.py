@@ -50,7 +50,9 @@ async def execute(workflow_id: str, body: ExecuteBody, request: Request, rt: Run
     payload = body.model_dump(exclude_none=True)
     sub = await run_in_threadpool(rt.executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
                                   body=payload)
-    accepted = await run_in_threadpool(rt.executions.submit, account_id=p.account_id, sub=sub)
+    claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
+    accepted = await run_in_threadpool(rt.executions.submit, account_id=p.account_id, sub=sub,
+                                       answer=rt.idempotency.store_json(claim, 202) if claim else None)
     wait = prefer_wait(prefer)
     if wait > 0 and await wait_for_end(rt, account_id=p.account_id, execution_id=accepted["executionId"],
                                        seconds=wait):

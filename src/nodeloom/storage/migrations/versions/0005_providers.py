@@ -1,10 +1,10 @@
-"""providers tables (placeholder until the providers work lands)
+"""providers: accounts' own vendor keys, encrypted at rest
 
 Revision ID: 0005
 Revises: 0004
 """
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 revision = '0005'
 down_revision = '0004'
@@ -13,8 +13,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        'account_provider_keys',
+        sa.Column('account_id', sa.String(length=40), nullable=False),
+        sa.Column('provider', sa.String(length=32), nullable=False),
+        sa.Column('encrypted_key', sa.Text(), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('account_id', 'provider'),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('account_provider_keys')

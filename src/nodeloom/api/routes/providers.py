@@ -1,0 +1,35 @@
+"""An account's own vendor keys (manage scope): stored encrypted, listed without their value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field
+
+from nodeloom.api.deps import ManageScope, RuntimeDep
+from nodeloom.api.schemas import Body
+
+router = APIRouter(prefix="/api/v1/account/providers", tags=["account"])
+
+
+class ProviderKeyPut(Body):
+    apiKey: str = Field(min_length=1, max_length=1024)
+
+
+@router.get("")
+async def list_provider_keys(rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
+    return {"data": await run_in_threadpool(rt.provider_keys.list, p.account_id)}
+
+
+@router.put("/{provider}")
+async def put_provider_key(provider: str, body: ProviderKeyPut, rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
+    return await run_in_threadpool(rt.provider_keys.put, account_id=p.account_id, provider=provider,
+                                   api_key=body.apiKey)
+
+
+@router.delete("/{provider}", status_code=204)
+async def delete_provider_key(provider: str, rt: RuntimeDep, p: ManageScope) -> Response:
+    await run_in_threadpool(rt.provider_keys.delete, account_id=p.account_id, provider=provider)
+    return Response(status_code=204)

@@ -1,0 +1,257 @@
+"""Hosted models as a service: which providers serve an account, in which order, under which deadline.
+
+Hosted model nodes (`nodes/hosted.py`) reach vendors only through `ctx.service("providers")`, an
+instance of `HostedModels`:
+
+    call = await hosted.call(model, params, account_id=ctx.account_id, budget_s=840)
+    result = await call.run(on_progress=..., on_submitted=remember, resume=recalled)
+    call.used_own_key(result)       # the account's own vendor key served it: billed at byokCredits
+
+- The operator configures vendors with environment variables (`ProviderSettings`, read once at
+  start-up): `NODELOOM_FAL_URL` + `FAL_KEY`, `NODELOOM_REPLICATE_URL` + `REPLICATE_API_TOKEN`,
+  `NODELOOM_OPENAI_BASE_URL` + `OPENAI_API_KEY`, `NODELOOM_GEMINI_URL` + `GEMINI_API_KEY`, and the
+  route order `NODELOOM_PROVIDER_ORDER=fal,replicate`.
+- An account's own keys (`ProviderKeyService`) take precedence over the operator's for the same
+  vendor, and vendors the account has a key for are tried first: the account asked to be billed there.
+- The catalogue marks a hosted node unavailable when the operator configured none of its vendors
+  (`unavailable_reason`, the registry's availability hook); executing checks the account too
+  (`check_graph`), so an account with its own key can run what the operator has no key for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from nodeloom.engine.graph import Graph
+from nodeloom.engine.node import Node
+from nodeloom.errors import ValidationFailed
+from nodeloom.providers import (
+    PROVIDER_SETTINGS,
+    HostedModel,
+    Polling,
+    Provider,
+    ProviderResult,
+    RetryPolicy,
+    Route,
+    Router,
+    Submission,
+    build_providers,
+    routes,
+)
+from nodeloom.providers.base import Clock, OnProgress, Sleep
+from nodeloom.providers.routing import OnRouteSubmitted
+from nodeloom.services.provider_keys import ProviderKeyService
+
+OWN_KEY_PATH = "PUT /api/v1/account/providers/{provider}"
+
+
+class ProviderSettings(BaseSettings):
+    """Vendor endpoints, keys, route order and resilience, from the environment; bad values refuse to start."""
+
+    model_config = SettingsConfigDict(env_prefix="NODELOOM_", extra="ignore", populate_by_name=True)
+
+    fal_url: str | None = None
+    fal_key: str | None = Field(default=None, validation_alias="FAL_KEY")
+    replicate_url: str | None = None
+    replicate_api_token: str | None = Field(default=None, validation_alias="REPLICATE_API_TOKEN")
+    openai_base_url: str | None = None
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    gemini_url: str | None = None
+    gemini_api_key: str | None = Field(default=None, validation_alias="GEMINI_API_KEY")
+
+    #: vendors in the order to try them, e.g. "replicate,fal"; vendors not named keep the table's order
+    provider_order: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: the most one hosted node may spend at vendors, fallbacks included (the node's own timeout caps it too)
+    provider_deadline_seconds: float = Field(default=1800.0, gt=0)
+    #: the most one provider attempt may take before the route moves on (a stuck vendor)
+    provider_attempt_timeout_seconds: float = Field(default=900.0, gt=0)
+    provider_max_attempts: int = Field(default=3, ge=1, le=10)
+    provider_retry_base_seconds: float = Field(default=0.5, ge=0)
+    provider_max_retry_after_seconds: float = Field(default=120.0, ge=0)
+    provider_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    provider_poll_max_interval_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("provider_order", mode="before")
+    @classmethod
+    def _split_order(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [name.strip() for name in v.split(",") if name.strip()]
+        return v
+
+    @field_validator("provider_order")
+    @classmethod
+    def _known_providers(cls, v: list[str]) -> list[str]:
+        unknown = [name for name in v if name not in PROVIDER_SETTINGS]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_SETTINGS)}")
+        return v
+
+    @field_validator("fal_url", "replicate_url", "openai_base_url", "gemini_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            url = httpx.URL(v.strip())
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"{v!r} is not a URL") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{v!r} must be an http(s) URL with a host")
+        return v.strip()
+
+    def as_mapping(self) -> dict[str, str | None]:
+        """The names `build_providers` reads (PROVIDER_SETTINGS)."""
+        values = {"fal": (self.fal_url, self.fal_key), "replicate": (self.replicate_url, self.replicate_api_token),
+                  "openai": (self.openai_base_url, self.openai_api_key),
+                  "gemini": (self.gemini_url, self.gemini_api_key)}
+        out: dict[str, str | None] = {}
+        for provider, (url_setting, key_setting) in PROVIDER_SETTINGS.items():
+            out[url_setting], out[key_setting] = values[provider]
+        return out
+
+    def configured_base_urls(self) -> list[str]:
+        """Base URLs the operator set: trusted by the address guard (API.md "Addresses the server calls")."""
+        return [url for url in (self.fal_url, self.replicate_url, self.openai_base_url, self.gemini_url) if url]
+
+    def polling(self) -> Polling:
+        return Polling(interval=self.provider_poll_interval_seconds,
+                       max_interval=max(self.provider_poll_max_interval_seconds, self.provider_poll_interval_seconds))
+
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.provider_max_attempts, base_delay=self.provider_retry_base_seconds,
+                           max_retry_after=self.provider_max_retry_after_seconds)
+
+
+def node_providers(node_type: type[Node]) -> list[str]:
+    """The vendors a node type can use, from its `provider` declaration ("fal,replicate")."""
+    return [name for name in (node_type.provider or "").split(",") if name in PROVIDER_SETTINGS]
+
+
+def configure_hint(providers: Sequence[str]) -> str:
+    """How to make a hosted node usable: "set FAL_KEY or REPLICATE_API_TOKEN, or store your own key with …"."""
+    settings = []
+    for name in providers:
+        key = PROVIDER_SETTINGS[name][1]
+        if name == "openai":
+            key += f" (or {PROVIDER_SETTINGS[name][0]} pointing at a local OpenAI-compatible server)"
+        settings.append(key)
+    own = OWN_KEY_PATH.format(provider=providers[0]) if providers else OWN_KEY_PATH
+    return f"set {' or '.join(settings)}, or store your own key with {own}"
+
+
+@dataclass(frozen=True)
+class HostedCall:
+    """One hosted model call for one account: its routes (in the order to try) and the router."""
+
+    routes: tuple[Route, ...]
+    router: Router
+    own_keys: frozenset[str]
+    """Providers on these routes that use the account's own key."""
+    http: httpx.AsyncClient
+    """The vendor client: downloads result URLs on the vendor's configured host (`fetch_media`)."""
+    deadline_s: float
+    clock: Clock
+
+    async def run(self, *, on_progress: OnProgress | None = None, on_submitted: OnRouteSubmitted | None = None,
+                  resume: Submission | None = None) -> ProviderResult:
+        return await self.router.run(self.routes, on_progress=on_progress, on_submitted=on_submitted,
+                                     resume=resume, deadline=self.clock() + self.deadline_s)
+
+    def used_own_key(self, result: ProviderResult) -> bool:
+        return result.provider in self.own_keys
+
+
+class HostedModels:
+    """The `providers` service: operator providers built once; an account's own keys per call."""
+
+    def __init__(self, settings: ProviderSettings, *, keys: ProviderKeyService,
+                 http: httpx.AsyncClient | None = None, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep):
+        self.settings = settings
+        self.keys = keys
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True,
+                                              trust_env=False)
+        self._owns_http = http is None
+        self._clock = clock
+        self._sleep = sleep
+        self._mapping = settings.as_mapping()
+        self.operator = self._providers({})
+
+    def _providers(self, account_keys: Mapping[str, str]) -> dict[str, Provider]:
+        return build_providers(self._mapping, http=self.http, account_keys=account_keys, clock=self._clock,
+                               sleep=self._sleep, polling=self.settings.polling())
+
+    @property
+    def operator_ready(self) -> frozenset[str]:
+        return frozenset(name for name, p in self.operator.items() if p.unavailable_reason is None)
+
+    # --- availability --------------------------------------------------------------------------
+    def unavailable_reason(self, node_type: type[Node]) -> str | None:
+        """The registry's availability hook: unavailable when the operator configured none of its vendors."""
+        providers = node_providers(node_type)
+        if not providers or self.operator_ready.intersection(providers):
+            return None
+        return configure_hint(providers)
+
+    def check_graph(self, account_id: str, graph: Graph) -> None:
+        """At execute: refuse (422) hosted nodes that neither the operator's nor the account's keys can serve."""
+        hosted = {nid: node_providers(node.type) for nid, node in graph.nodes.items()}
+        hosted = {nid: providers for nid, providers in hosted.items() if providers}
+        if not hosted:
+            return
+        ready = self.operator_ready
+        if all(ready.intersection(providers) for providers in hosted.values()):
+            return
+        ready = ready | self.keys.stored(account_id)
+        errors = [
+            {"path": f"nodes[{graph.nodes[nid].index}].type",
+             "message": f"node type '{graph.nodes[nid].type.type}' has no configured provider: "
+                        f"{configure_hint(providers)}"}
+            for nid, providers in hosted.items() if not ready.intersection(providers)
+        ]
+        if errors:
+            raise ValidationFailed("the graph uses hosted models that no provider is configured for", errors,
+                                   code="invalid_graph")
+
+    # --- calls ---------------------------------------------------------------------------------
+    async def call(self, model: HostedModel, params: Mapping[str, Any], *, account_id: str,
+                   extra_args: Mapping[str, Mapping[str, str]] | None = None,
+                   budget_s: float | None = None) -> HostedCall:
+        """Routes for `model` with these node params, for this account.
+
+        `extra_args` maps a node param to the vendor argument it becomes, per provider, for params the
+        model table does not map; `budget_s` is the node's own time limit (the call gets the smaller).
+        """
+        own = await asyncio.to_thread(self.keys.decrypted, account_id) if account_id else {}
+        providers = self._providers(own)
+        planned = routes(model, providers, params)
+        if extra_args:
+            planned = [_with_extra(route, params, extra_args) for route in planned]
+        rank = {name: i for i, name in enumerate(self.settings.provider_order)}
+        planned.sort(key=lambda r: (r.provider.name not in own, rank.get(r.provider.name, len(rank))))
+        deadline_s = self.settings.provider_deadline_seconds
+        if budget_s is not None:
+            deadline_s = min(deadline_s, budget_s)
+        router = Router(retry=self.settings.retry(), attempt_timeout=self.settings.provider_attempt_timeout_seconds,
+                        clock=self._clock, sleep=self._sleep)
+        return HostedCall(routes=tuple(planned), router=router,
+                          own_keys=frozenset(own).intersection(r.provider.name for r in planned),
+                          http=self.http, deadline_s=deadline_s, clock=self._clock)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+
+def _with_extra(route: Route, params: Mapping[str, Any], extra: Mapping[str, Mapping[str, str]]) -> Route:
+    added = {arg: params[param] for param, by_provider in extra.items()
+             if params.get(param) is not None and (arg := by_provider.get(route.provider.name))}
+    return Route(route.provider, route.model, {**route.arguments, **added}) if added else route
