@@ -21,6 +21,8 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -70,7 +72,10 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
         console.print(f"  try: curl -s -X POST {url}/api/v1/workflows/{creds.get('workflowId')}/execute "
                       f"-H 'Authorization: Bearer {creds['apiKey']}' -H 'Content-Type: application/json' "
                       "-d '{\"inputs\": {}}'\n")
-    uvicorn.run(create_app(settings, runtime=rt), host=host, port=port, log_level="info", access_log=False)
+    from nodeloom.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(create_app(settings, runtime=rt), host=host, port=port, log_config=None, access_log=False)
 
 
 @accounts_app.command("create")
@@ -164,6 +169,29 @@ def keys_create(account: Annotated[str, typer.Option(help="Account id (acct_...)
         console.print(f"key [bold]{row.id}[/]: [bold]{token}[/] (shown once)")
 
 
+@db_app.command("copy")
+def db_copy(source: Annotated[str, typer.Option("--from", help="Source database URL (e.g. sqlite:///.nodeloom/nodeloom.db)")],
+            target: Annotated[str, typer.Option("--to", help="Target database URL (a new, empty database)")],
+            files_from: Annotated[str | None, typer.Option(help="Source file store (a directory or s3://…)")] = None,
+            files_to: Annotated[str | None, typer.Option(help="Target file store (s3://bucket/prefix or a directory)")] = None) -> None:
+    """Move an install's data to another database (and its files to another store) without loss."""
+    from nodeloom.storage.blobs import make_blob_store
+    from nodeloom.storage.copy import CopyError, copy_database, copy_files
+
+    settings = Settings()
+    try:
+        counts = copy_database(source, target, progress=lambda t, n: console.print(f"  {t}: {n} rows"))
+        console.print(f"[green]copied {sum(counts.values())} rows in {len(counts)} tables[/]")
+        if files_to:
+            src_store = make_blob_store(files_from, files_dir=settings.files_dir, endpoint_url=settings.s3_endpoint_url)
+            dst_store = make_blob_store(files_to, files_dir=settings.files_dir / "copy-cache",
+                                        endpoint_url=settings.s3_endpoint_url)
+            console.print(f"[green]copied {copy_files(target, src_store, dst_store)} files[/]")
+    except CopyError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
 @app.command("nodes")
 def nodes_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON")] = False) -> None:
     """List the node catalogue."""
@@ -219,6 +247,9 @@ def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu
     from nodeloom.worker import Runtime, Worker, run_celery_worker
 
     settings = Settings()
+    from nodeloom.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
     if settings.queue == "celery":
         run_celery_worker(settings, queues=tuple(q.strip() for q in queues.split(",")), concurrency=concurrency)
         return

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: str | None = None
     storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
     queue: Literal["sql", "celery"] = "sql"
     broker_url: str | None = None
     redis_url: str | None = None

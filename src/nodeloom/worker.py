@@ -141,7 +141,7 @@ class Runtime:
         from nodeloom.services.media import MediaResolver
         from nodeloom.services.runner import ExecutionRunner
         from nodeloom.services.workflows import WorkflowService
-        from nodeloom.storage.blobs import LocalBlobStore
+        from nodeloom.storage.blobs import make_blob_store
         from nodeloom.storage.db import Database
         from nodeloom.storage.migrate import upgrade
 
@@ -161,7 +161,8 @@ class Runtime:
         self.registry = Registry(node_types, availability_hook=self.hosted.unavailable_reason)
         self.runnable = Registry(node_types)
         self.limits = Limits(max_nodes=settings.max_nodes, max_params_bytes=settings.max_params_bytes)
-        self.blobs = LocalBlobStore(settings.files_dir)
+        self.blobs = make_blob_store(settings.storage_url, files_dir=settings.files_dir,
+                                     endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
         self.files = FileService(self.db, self.blobs, secret_key=secret, clock=self.clock,
                                  ttl_seconds=settings.signed_url_ttl_seconds)
         self.accounts = AccountService(self.db, secret_key=secret, clock=self.clock)
@@ -201,6 +202,10 @@ class Runtime:
                                admit=self.billing.admit),
             heartbeat_seconds=settings.heartbeat_seconds, work_root=settings.data_dir.resolve() / "work",
             max_attempts=settings.max_attempts)
+        from nodeloom.services.metrics import Metrics
+
+        self.metrics = Metrics(depth=self.queue.depth, statuses=self.executions.counts_by_status)
+        self.runner.metrics = self.metrics
         #: background duties every worker runs (sweepers, webhook sender): (interval seconds, coroutine fn)
         self.periodic: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         if self.celery is not None:
@@ -255,7 +260,8 @@ class Runtime:
         from nodeloom.services.deliveries import DeliverySender, DeliveryService, RetryPolicy
         from nodeloom.services.triggers import TriggerService
 
-        self.deliveries = DeliveryService(self.db, executions=self.executions, guard=self.guard, clock=self.clock)
+        self.deliveries = DeliveryService(self.db, executions=self.executions, guard=self.guard, clock=self.clock,
+                                          retention_s=settings.retention_days * 86400)
         self.executions.callback_url_check = self.deliveries.check_callback_url
         self.executions.terminal_hooks.append(self.deliveries.on_terminal)
         self.runner.terminal_hooks.append(self.deliveries.on_terminal)
@@ -268,6 +274,8 @@ class Runtime:
         self.periodic.append((settings.webhook_poll_interval_seconds, self.sender.tick))
         self.triggers = TriggerService(self.db, executions=self.executions, clock=self.clock,
                                        check_callback_url=self.deliveries.check_callback_url)
+        self.periodic.append((settings.sweep_interval_seconds, self.deliveries.sweep_async))
+        self.periodic.append((settings.sweep_interval_seconds, self.triggers.sweep_async))
 
     async def aclose(self) -> None:
         await self.sender.aclose()

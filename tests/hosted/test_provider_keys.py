@@ -56,7 +56,7 @@ def test_put_get_delete_keys_never_return_the_key_and_store_it_encrypted(hosted_
     with server.client(reader) as c:
         assert c.get("/api/v1/account/providers").status_code == 403
         assert c.put("/api/v1/account/providers/fal", json={"apiKey": "x"}).status_code == 403
-    other_account, other_key = server.account()
+    _other_account, other_key = server.account()
     with server.client(other_key) as c:  # keys belong to one account
         assert c.get("/api/v1/account/providers").json() == {"data": []}
         assert c.delete("/api/v1/account/providers/replicate").status_code == 404
@@ -65,7 +65,7 @@ def test_put_get_delete_keys_never_return_the_key_and_store_it_encrypted(hosted_
 def test_the_accounts_own_key_takes_precedence_and_marks_the_run_byok(hosted_server, fal_standin):
     server = hosted_server({"FAL_KEY": "operator-key-that-fal-refuses", "NODELOOM_REPLICATE_URL": None,
                             "REPLICATE_API_TOKEN": None})
-    byok_account, byok_key = server.account(credits=100)
+    _byok_account, byok_key = server.account(credits=100)
     _plain_account, plain_key = server.account(credits=100)
     with server.client(byok_key) as c:
         assert c.put("/api/v1/account/providers/fal", json={"apiKey": fal_standin.key}).status_code == 200

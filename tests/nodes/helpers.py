@@ -35,6 +35,7 @@ from nodeloom.nodes import (
     image_analyze,
     image_compose,
     image_mask,
+    lists,
     logic,
     prompt,
     text,
@@ -44,7 +45,7 @@ from nodeloom.nodes.core import NAME, InputNode
 
 T = TypeVar("T")
 
-PACKS = (text, prompt, workflow_io, logic, image, image_adjust, image_compose, image_mask, image_analyze)
+PACKS = (text, prompt, workflow_io, logic, lists, image, image_adjust, image_compose, image_mask, image_analyze)
 
 
 class LiveValue(InputNode):

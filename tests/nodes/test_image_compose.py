@@ -68,7 +68,8 @@ async def test_composite_through_a_mask_or_the_overlays_alpha() -> None:
 
 async def test_composite_keeps_a_transparent_base_transparent() -> None:
     base = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
-    out = (await run_node("image.composite", {"image": base, "overlay": Image.new("RGB", (5, 5), "white")}))["image"]
+    out = (await run_node("image.composite", {"image": base, "overlay": Image.new("RGB", (5, 5),
+           "white")}))["image"]
     assert out.mode == "RGBA" and pixels(out)[0, 0, 3] == 255 and pixels(out)[9, 9, 3] == 0
 
 
@@ -197,7 +198,8 @@ async def test_rounded_corners() -> None:
 async def test_grid_lays_images_out() -> None:
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
     tiles = [Image.new("RGB", (30, 20), c) for c in colours]
-    out = (await run_node("image.grid", {"images": tiles}, {"columns": 2, "gap": 10, "color": "#000000"}))["image"]
+    out = (await run_node("image.grid", {"images": tiles}, {"columns": 2, "gap": 10,
+           "color": "#000000"}))["image"]
     a = pixels(out)
     assert out.size == (70, 50)
     assert [a[10, 15].tolist(), a[10, 55].tolist(), a[40, 15].tolist(), a[40, 55].tolist()] == [list(c) for c in colours]

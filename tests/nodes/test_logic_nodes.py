@@ -1,4 +1,4 @@
-"""The logic pack (math, logic, list), run through the real executor."""
+"""The logic and list packs (math.*, logic.*, list.*), run through the real executor."""
 
 from __future__ import annotations
 

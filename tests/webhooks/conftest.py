@@ -8,13 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.support.server import LiveServer
 from tests.webhooks.receiver import Receiver
 
 #: servers in these tests call back to a loopback receiver, so the operator allows private URLs
-FAST = dict(allow_private_urls=True, webhook_retry_schedule=[0.2, 0.2, 0.2, 0.2], webhook_retry_jitter=0.0,
-            webhook_poll_interval_seconds=0.05)
+FAST: dict[str, Any] = {"allow_private_urls": True, "webhook_retry_schedule": [0.2, 0.2, 0.2, 0.2],
+                        "webhook_retry_jitter": 0.0, "webhook_poll_interval_seconds": 0.05}
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
-
-from nodeloom import webhooks
 from tests.support.server import LiveServer, delay_graph, publish, run_to_end, text_graph, wait_status
 from tests.webhooks.conftest import deliveries, wait_delivery
 from tests.webhooks.receiver import Answer, Receiver
+
+from nodeloom import webhooks
 
 FastApi = tuple[httpx.Client, LiveServer]
 
@@ -280,3 +280,19 @@ def test_media_outputs_carry_signed_urls(fast_api: FastApi, receiver: Receiver) 
     assert "$file" not in picture and picture["contentType"] == "image/png"
     assert "sig=" in picture["url"]
     assert httpx.get(srv.url + picture["url"]).status_code == 200
+
+
+def test_finished_deliveries_are_forgotten_after_the_retention_period(fast_server: Any,
+                                                                      receiver: Receiver) -> None:
+    from nodeloom.clock import FrozenClock
+
+    clock = FrozenClock(start=time.time())
+    srv = fast_server(clock=clock, retention_days=30)
+    _acct, key = srv.account()
+    with srv.client(key) as client:
+        done = run_to_end(client, publish(client, text_graph()), webhookUrl=receiver.url)
+        wait_delivery(client, done["executionId"], lambda d: d["status"] == "delivered")
+        assert srv.runtime.deliveries.sweep() == 0  # still young
+        clock.advance(31 * 86400)
+        assert srv.runtime.deliveries.sweep() == 1
+        assert deliveries(client, done["executionId"]) == []

@@ -11,13 +11,6 @@ from pathlib import Path
 
 import pytest
 import standardwebhooks
-
-from nodeloom.clock import FrozenClock, SystemClock
-from nodeloom.media.urlguard import AddressGuard, GuardedClient
-from nodeloom.services.accounts import AccountService
-from nodeloom.services.deliveries import DeliverySender, Outcome, RetryPolicy
-from nodeloom.storage.db import Database
-from nodeloom.types import ALL_SCOPES
 from tests.support.server import (
     LiveServer,
     free_port,
@@ -30,11 +23,19 @@ from tests.support.server import (
 from tests.webhooks.conftest import deliveries, wait_delivery
 from tests.webhooks.receiver import Receiver
 
+from nodeloom.clock import FrozenClock, SystemClock
+from nodeloom.media.urlguard import AddressGuard, GuardedClient
+from nodeloom.services.accounts import AccountService
+from nodeloom.services.deliveries import DeliverySender, Outcome, RetryPolicy
+from nodeloom.storage.db import Database
+from nodeloom.types import ALL_SCOPES
+
 SECRET_KEY = "test-secret-key-0123456789"  # what spawn_server gives the server
 
 
 @pytest.mark.slow
-def test_a_callback_written_before_sigkill_is_delivered_after_restart(tmp_path: Path, receiver: Receiver) -> None:
+def test_a_callback_written_before_sigkill_is_delivered_after_restart(tmp_path: Path,
+                                                                      receiver: Receiver) -> None:
     import httpx
 
     data_dir = tmp_path / "data"
@@ -52,7 +53,8 @@ def test_a_callback_written_before_sigkill_is_delivered_after_restart(tmp_path: 
         _row, key = accounts.create_key(account_id=account.id, name="k", scopes=list(ALL_SCOPES))
         db.dispose()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-            done = run_to_end(client, publish(client, text_graph()), {"prompt": "crash"}, webhookUrl=receiver.url)
+            done = run_to_end(client, publish(client, text_graph()), {"prompt": "crash"},
+                              webhookUrl=receiver.url)
             assert done["status"] == "COMPLETED"
             [row] = deliveries(client, done["executionId"])
             assert (row["status"], row["attemptCount"]) == ("pending", 0)

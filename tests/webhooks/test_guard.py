@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-
 from tests.support.server import LiveServer, publish, text_graph, wait_status
 from tests.webhooks.conftest import wait_delivery
 from tests.webhooks.receiver import Receiver
@@ -72,7 +71,8 @@ def test_a_public_https_callback_is_accepted(guarded: tuple[httpx.Client, FakeDn
     client, _dns, wid = guarded
     # subscribed to "failed" only, so a run that completes calls nobody on the real internet
     r = client.post(f"/api/v1/workflows/{wid}/execute",
-                    json={"inputs": {}, "webhookUrl": "https://hooks.example.com/hook", "webhookEvents": ["failed"]})
+                    json={"inputs": {}, "webhookUrl": "https://hooks.example.com/hook",
+                          "webhookEvents": ["failed"]})
     assert r.status_code == 202, r.text
     r = client.patch(f"/api/v1/workflows/{wid}/webhook", json={"callbackUrl": "https://hooks.example.com/x"})
     assert r.status_code == 200, r.text

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
-
-from nodeloom.webhooks import generate_secret, sign_headers
 from tests.support.server import LiveServer, publish, text_graph, wait_status
 from tests.webhooks.receiver import Receiver
+
+from nodeloom.webhooks import generate_secret, sign_headers
 
 FastApi = tuple[httpx.Client, LiveServer]
 
@@ -106,7 +106,8 @@ def test_bad_bodies(fast_api: FastApi) -> None:
     client, srv = fast_api
     hook = webhook_id(client, publish(client, text_graph()))
     with anonymous(srv) as anon:
-        r = anon.post(f"/api/v1/webhooks/{hook}", content=b"{not json", headers={"content-type": "application/json"})
+        r = anon.post(f"/api/v1/webhooks/{hook}", content=b"{not json",
+                      headers={"content-type": "application/json"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
         assert anon.post(f"/api/v1/webhooks/{hook}", json=["a"]).status_code == 422
         r = anon.post(f"/api/v1/webhooks/{hook}", json={"nope": 1})
@@ -202,7 +203,8 @@ def test_the_default_callback_applies_to_triggered_runs(fast_api: FastApi, recei
     assert r.status_code == 200, r.text
     assert r.json()["callbackUrl"] == receiver.url
     with anonymous(srv) as anon:
-        eid = anon.post(f"/api/v1/webhooks/{webhook_id(client, wid)}", json={"prompt": "cb"}).json()["executionId"]
+        r = anon.post(f"/api/v1/webhooks/{webhook_id(client, wid)}", json={"prompt": "cb"})
+        eid = r.json()["executionId"]
     types = [json.loads(r.body)["type"] for r in receiver.wait_for(2)]
     assert sorted(types) == ["execution.completed", "execution.started"]
     assert all(json.loads(r.body)["executionId"] == eid for r in receiver.requests)

@@ -96,12 +96,11 @@ class IdempotencyMiddleware:
                              "headers": [(b"content-type", b"application/json")]}, [INTERNAL_ERROR_BODY]
         except BaseException:
             with CancelScope(shield=True):
-                if not claim.stored:
-                    await to_thread.run_sync(self.service.abandon, claim)
+                await self._unfinished(claim)
             raise
-        if start is None:  # the route sent nothing (a disconnect): give the key back
-            if not claim.stored:
-                await to_thread.run_sync(self.service.abandon, claim)
+        if start is None:  # the route sent nothing (a disconnect)
+            with CancelScope(shield=True):
+                await self._unfinished(claim)
             return
         status = int(start["status"])
         body = b"".join(chunks)
@@ -111,10 +110,14 @@ class IdempotencyMiddleware:
             if kept(status) and not (claim.stored and status >= 500):
                 await to_thread.run_sync(lambda: self.service.complete(claim, status=status, body=body,
                                                                        content_type=content_type))
-            elif not claim.stored:
-                await to_thread.run_sync(self.service.abandon, claim)
+            else:
+                await self._unfinished(claim)
         await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+    async def _unfinished(self, claim: Claim) -> None:
+        """No answer to keep from this response: keep the one stored with the work, else give the key back."""
+        await to_thread.run_sync(self.service.seal if claim.stored else self.service.abandon, claim)
 
     async def _fingerprint(self, scope: Scope, body: bytes) -> str:
         content_type = (_header(scope, b"content-type") or "").lower()

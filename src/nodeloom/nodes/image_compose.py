@@ -208,7 +208,9 @@ def watermark_image(image: Image.Image, mark: Image.Image | None, text: str, col
     gap = round(margin * min(base.size))
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     if position == "tile":
-        step_x, step_y = stamp.width + max(gap, stamp.width // 2), stamp.height + max(gap, stamp.height)
+        # at least 8 px between stamps, so a sliver of a mark cannot ask for millions of pastes
+        step_x = stamp.width + max(gap, stamp.width // 2, 8)
+        step_y = stamp.height + max(gap, stamp.height, 8)
         for row, top in enumerate(range(gap, base.height, step_y)):
             for left in range(gap - (step_x // 2 if row % 2 else 0), base.width, step_x):
                 layer.paste(stamp, (left, top))

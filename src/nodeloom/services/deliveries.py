@@ -23,10 +23,10 @@ import logging
 import random
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 
 from nodeloom.clock import Clock, iso
 from nodeloom.errors import Conflict, NotFound, ValidationFailed
@@ -72,11 +72,13 @@ def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
 class DeliveryService:
     """The outbox (written inside other transactions), the delivery log and redelivery."""
 
-    def __init__(self, db: Database, *, executions: Any, guard: AddressGuard, clock: Clock):
+    def __init__(self, db: Database, *, executions: Any, guard: AddressGuard, clock: Clock,
+                 retention_s: float = 30 * 86400):
         self.db = db
         self.executions = executions  # ExecutionService: its `snapshot` is the payload
         self.guard = guard
         self.clock = clock
+        self.retention_s = retention_s
 
     # callback URLs ------------------------------------------------------------------------------
     def check_callback_url(self, url: str, *, path: str = "webhookUrl") -> None:
@@ -85,7 +87,8 @@ class DeliveryService:
             run_blocking(self.guard.check_url(url, require_https=True))
         except UnsafeURLError as exc:
             raise ValidationFailed(f"the callback URL is not allowed: {exc.reason}",
-                                   [{"path": path, "message": exc.reason}], code="invalid_webhook_url") from None
+                                   [{"path": path, "message": exc.reason}],
+                                   code="invalid_webhook_url") from None
 
     # the outbox ---------------------------------------------------------------------------------
     def on_event(self, s: Any, ex: Execution, event_type: str, node_id: str | None) -> None:
@@ -98,7 +101,8 @@ class DeliveryService:
         if ex.status in TERMINAL_EVENT:
             self.record(s, ex, event_type=TERMINAL_EVENT[ex.status], node_id=None)
 
-    def record(self, s: Any, ex: Execution, *, event_type: str, node_id: str | None) -> WebhookDelivery | None:
+    def record(self, s: Any, ex: Execution, *, event_type: str,
+               node_id: str | None) -> WebhookDelivery | None:
         if not ex.webhook_url or not subscribed(ex.webhook_events, event_type):
             return None
         now = self.clock.now()
@@ -106,14 +110,15 @@ class DeliveryService:
         if node_id is not None:
             payload["nodeId"] = node_id
         payload.update(self.executions.snapshot(s, ex))
-        row = WebhookDelivery(id=new_id("dlv"), account_id=ex.account_id, execution_id=ex.id, event_type=event_type,
-                              url=ex.webhook_url, payload=payload, status="pending", attempts=0, round_attempts=0,
-                              next_attempt_at=self.clock.time(), created_at=now)
+        row = WebhookDelivery(id=new_id("dlv"), account_id=ex.account_id, execution_id=ex.id,
+                              event_type=event_type, url=ex.webhook_url, payload=payload, status="pending",
+                              attempts=0, round_attempts=0, next_attempt_at=self.clock.time(), created_at=now)
         s.add(row)
         return row
 
     # the log ------------------------------------------------------------------------------------
-    def list(self, *, account_id: str, execution_id: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    def list(self, *, account_id: str, execution_id: str | None, limit: int,
+             cursor: str | None) -> dict[str, Any]:
         stmt = select(WebhookDelivery).where(WebhookDelivery.account_id == account_id)
         if execution_id:
             stmt = stmt.where(WebhookDelivery.execution_id == execution_id)
@@ -151,6 +156,22 @@ class DeliveryService:
             row.round_attempts = 0
             row.next_attempt_at = self.clock.time()
         return self.get(account_id=account_id, delivery_id=delivery_id)
+
+    # retention ----------------------------------------------------------------------------------
+    def sweep(self) -> int:
+        """Forget finished deliveries (and their attempts) older than the retention period."""
+        cutoff = self.clock.now() - timedelta(seconds=self.retention_s)
+        with self.db.write() as s:
+            ids = list(s.scalars(select(WebhookDelivery.id).where(
+                WebhookDelivery.created_at < cutoff, WebhookDelivery.status.in_(("delivered", "failed")))
+                .limit(1000)))
+            if ids:
+                s.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+                s.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        return len(ids)
+
+    async def sweep_async(self) -> None:
+        await asyncio.to_thread(self.sweep)
 
     @staticmethod
     def _get(s: Any, account_id: str, delivery_id: str) -> WebhookDelivery:
@@ -272,10 +293,9 @@ class DeliverySender:
         now = self.clock.time()
         now_dt = self.clock.now()
         with self.db.write() as s:
-            q = (select(WebhookDelivery)
-                 .where(or_(and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now),
-                            and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_expires_at < now)))
-                 .order_by(WebhookDelivery.next_attempt_at).limit(limit))
+            due = and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+            abandoned = and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_expires_at < now)
+            q = select(WebhookDelivery).where(or_(due, abandoned)).order_by(WebhookDelivery.next_attempt_at).limit(limit)
             if not self.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
             rows = list(s.scalars(q).all())
@@ -324,8 +344,8 @@ class DeliverySender:
         if not claimed.secrets:
             return Outcome(error="the account no longer exists")
         body = json.dumps(self.files.render(claimed.payload, self.base_url), separators=(",", ":")).encode()
-        headers = sign_headers(list(claimed.secrets), msg_id=claimed.delivery_id, timestamp=int(self.clock.time()),
-                               body=body)
+        headers = sign_headers(list(claimed.secrets), msg_id=claimed.delivery_id,
+                               timestamp=int(self.clock.time()), body=body)
         headers.update({"content-type": "application/json", "user-agent": "nodeloom-webhooks/1"})
         try:
             res = await self.http.fetch(claimed.url, method="POST", content=body, headers=headers,
@@ -367,7 +387,8 @@ class DeliverySender:
                 attempt.next_attempt_at = row.next_attempt_at
 
     @staticmethod
-    def _close_attempt(s: Any, delivery_id: str, number: int, now: datetime, outcome: Outcome) -> WebhookAttempt | None:
+    def _close_attempt(s: Any, delivery_id: str, number: int, now: datetime,
+                       outcome: Outcome) -> WebhookAttempt | None:
         attempt = s.scalar(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id,
                                                         WebhookAttempt.attempt == number))
         if attempt is not None and attempt.finished_at is None:

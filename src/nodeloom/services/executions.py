@@ -226,6 +226,13 @@ class ExecutionService:
         return {"data": [self.summary(r) for r in rows],
                 "nextCursor": encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None}
 
+    def counts_by_status(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self.db.read() as s:
+            rows = s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all()
+        return {status: int(n) for status, n in rows}
+
     def events_after(self, *, account_id: str, execution_id: str, after: int) -> tuple[list[ExecutionEvent], str]:
         with self.db.read() as s:
             ex = self._get(s, account_id, execution_id)

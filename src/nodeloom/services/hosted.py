@@ -135,6 +135,17 @@ def node_providers(node_type: type[Node]) -> list[str]:
     return [name for name in (node_type.provider or "").split(",") if name in PROVIDER_SETTINGS]
 
 
+def own_key_runs(memory: Mapping[str, Any] | None) -> int:
+    """How many runs of a node (1, or one per fan-out element) the account's own vendor key served.
+
+    Billing reads it from the node's durable memory (`ExecutionNode.memory`), where a hosted node
+    records `byok` (or `byok#<element>` per fan-out element) once the vendor answered: those runs
+    cost `byok_credits`, the others the node's price.
+    """
+    return sum(1 for key, value in (memory or {}).items()
+               if (key == "byok" or key.startswith("byok#")) and value is True)
+
+
 def configure_hint(providers: Sequence[str]) -> str:
     """How to make a hosted node usable: "set FAL_KEY or REPLICATE_API_TOKEN, or store your own key with …"."""
     settings = []

@@ -2,10 +2,16 @@
 
 A key is claimed by inserting its row in a transaction of its own, committed before the work starts:
 the unique constraint on (scope, key) lets exactly one of any number of concurrent duplicates win,
-and makes the claim visible to the others (409 `idempotency_key_in_use`). The answer is stored with
-the work where the work allows it (`store`, inside the transaction that creates an execution), and
-otherwise once the response is complete (`complete`). Answers that must not be kept (401, 403, 422,
-429, 402 and the other 4xx) give the key back (`abandon`), so a corrected retry proceeds.
+and makes the claim visible to the others (409 `idempotency_key_in_use`). A row moves
+
+    processing ──store (with the work)──▶ answered ──complete or seal──▶ completed
+        └───────────────────complete (2xx, 5xx)──────────────────────────▲
+        └── abandon (401, 403, 422, 429, 402, other 4xx): deleted, so a corrected retry proceeds
+
+`answered` holds the answer written in the transaction that created an execution, while the request
+may still be holding its response (`Prefer: wait`): duplicates get 409 then, and the final response
+replaces it. Should the process die before that, the written answer is replayed once the request
+could no longer be in flight (`in_flight_seconds`), so a crash never turns into a second execution.
 """
 
 from __future__ import annotations
@@ -79,10 +85,11 @@ class Replay:
 
 
 class IdempotencyService:
-    def __init__(self, db: Database, *, clock: Clock, ttl_seconds: float):
+    def __init__(self, db: Database, *, clock: Clock, ttl_seconds: float, in_flight_seconds: float = 120.0):
         self.db = db
         self.clock = clock
         self.ttl = timedelta(seconds=ttl_seconds)
+        self.in_flight = timedelta(seconds=in_flight_seconds)  # longer than the longest `Prefer: wait`
 
     def claim(self, *, scope: str, key: str, method: str, path: str, fingerprint: str) -> Claim | Replay:
         """Claim `key` for this request, or say what an earlier request with it answered.
@@ -113,7 +120,8 @@ class IdempotencyService:
             if existing.fingerprint != fingerprint:
                 raise KeyReused("this Idempotency-Key was used with a different endpoint or body; "
                                 "use a new key for a different request")
-            if existing.state != "completed" or existing.status_code is None:
+            in_flight = existing.state == "answered" and _aware(existing.created_at) + self.in_flight > now
+            if existing.status_code is None or existing.state == "processing" or in_flight:
                 raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
                                code="idempotency_key_in_use")
             return Replay(status=existing.status_code, content_type=existing.content_type, body=existing.body or b"")
@@ -124,7 +132,7 @@ class IdempotencyService:
               content_type: str = "application/json") -> None:
         """Write the answer inside the caller's transaction (the one that does the work)."""
         s.execute(update(IdempotencyKey).where(IdempotencyKey.id == claim.row_id)
-                  .values(state="completed", status_code=status, body=body, content_type=content_type)
+                  .values(state="answered", status_code=status, body=body, content_type=content_type)
                   .execution_options(synchronize_session=False))
         claim.stored = True
 
@@ -142,6 +150,13 @@ class IdempotencyService:
                       .values(state="completed", status_code=status, body=body, content_type=content_type)
                       .execution_options(synchronize_session=False))
         claim.stored = True
+
+    def seal(self, claim: Claim) -> None:
+        """Keep the answer stored with the work as the final one (the response itself failed)."""
+        with self.db.write() as s:
+            s.execute(update(IdempotencyKey).where(IdempotencyKey.id == claim.row_id,
+                                                   IdempotencyKey.state == "answered").values(state="completed")
+                      .execution_options(synchronize_session=False))
 
     def abandon(self, claim: Claim) -> None:
         """Give the key back: the answer is not one that is kept (a corrected retry may proceed)."""

@@ -20,6 +20,7 @@ from nodeloom.engine.errors import GraphError
 from nodeloom.engine.executor import RunOptions, run
 from nodeloom.engine.graph import Graph, Limits, NodeInstance, output_name, validate
 from nodeloom.engine.registry import Registry
+from nodeloom.logs import execution_id_var
 from nodeloom.media.values import MediaFile
 from nodeloom.queue.base import Claim, QueueBackend
 from nodeloom.services.cache import MemoryCache
@@ -59,6 +60,7 @@ class ExecutionRunner:
         self.heartbeat_seconds = heartbeat_seconds
         self.work_root = work_root
         self.max_attempts = max_attempts
+        self.metrics: Any = None  # services.metrics.Metrics, wired by the composition root
         #: called inside the terminal transaction (billing settles, webhooks write their outbox rows)
         self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
         #: called inside the transaction that records any other event, with its type and node id
@@ -70,6 +72,7 @@ class ExecutionRunner:
 
     # ------------------------------------------------------------------------------------------------
     async def run(self, claim: Claim) -> None:
+        execution_id_var.set(claim.execution_id)
         try:
             await self._run(claim)
         except LeaseLost:
@@ -112,6 +115,7 @@ class ExecutionRunner:
                                    cancel_event=cancel, options=self.options):
                 if writer.lost:
                     raise LeaseLost()
+                self._observe(graph, event)
                 await writer.put(event)
             await writer.close()
         finally:
@@ -121,6 +125,18 @@ class ExecutionRunner:
             shutil.rmtree(workdir, ignore_errors=True)
         if writer.lost:
             raise LeaseLost()
+
+    def _observe(self, graph: Graph, event: ev.Event) -> None:
+        if self.metrics is None or not event.node_id or event.node_id not in graph.nodes:
+            return
+        node_type = graph.nodes[event.node_id].type.type
+        if event.type == ev.NODE_COMPLETED:
+            outcome = "cached" if event.data.get("cached") else "completed"
+            self.metrics.node_results.labels(node_type, outcome).inc()
+            if outcome == "completed":
+                self.metrics.node_seconds.labels(node_type).observe(float(event.data.get("durationMs", 0)) / 1000)
+        elif event.type == ev.NODE_FAILED:
+            self.metrics.node_results.labels(node_type, "failed").inc()
 
     async def _heartbeat(self, claim: Claim, cancel: asyncio.Event, writer: _Writer) -> None:
         while True:

@@ -9,6 +9,7 @@ The workflow's webhook settings also hold the default callback (URL and events) 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,8 +36,8 @@ class BadRequest(ApiError):
 
 
 class TriggerService:
-    def __init__(self, db: Database, *, executions: Any, clock: Clock, check_callback_url: Callable[..., None],
-                 tolerance_s: int = DEFAULT_TOLERANCE):
+    def __init__(self, db: Database, *, executions: Any, clock: Clock,
+                 check_callback_url: Callable[..., None], tolerance_s: int = DEFAULT_TOLERANCE):
         self.db = db
         self.executions = executions  # ExecutionService
         self.clock = clock
@@ -64,7 +65,8 @@ class TriggerService:
         with self.db.read() as s:
             return self.public(self._owned(s, account_id, workflow_id))
 
-    def update_settings(self, *, account_id: str, workflow_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    def update_settings(self, *, account_id: str, workflow_id: str,
+                        changes: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(changes) - set(SETTING_FIELDS)
         if unknown:
             raise ValidationFailed("unknown webhook settings", [{"path": k, "message": "unknown field"}
@@ -77,8 +79,8 @@ class TriggerService:
             self.check_callback_url(url, path="callbackUrl")
         events = changes.get("callbackEvents")
         if events is not None and any(e not in EVENT_NAMES for e in events):
-            raise ValidationFailed("unknown callback events", [{"path": "callbackEvents",
-                                                                "message": f"each one of {list(EVENT_NAMES)}"}])
+            raise ValidationFailed("unknown callback events",
+                                   [{"path": "callbackEvents", "message": f"each one of {list(EVENT_NAMES)}"}])
         with self.db.write() as s:
             wf = self._owned(s, account_id, workflow_id)
             if "enabled" in changes:
@@ -121,7 +123,8 @@ class TriggerService:
         """The run itself: the same prepare/submit path as `POST .../execute`, so the account's
         limits, daily quota and credits apply to triggers exactly as they do to executions."""
         try:
-            sub = self.executions.prepare(account_id=account_id, workflow_id=workflow_id, body={"inputs": inputs})
+            sub = self.executions.prepare(account_id=account_id, workflow_id=workflow_id,
+                                          body={"inputs": inputs})
             accepted = self.executions.submit(account_id=account_id, sub=sub)
         except ApiError as exc:
             if exc.status == 402:  # the caller is anonymous: no balance, no breakdown
@@ -145,19 +148,32 @@ class TriggerService:
         try:
             verify(secret, headers, body, tolerance=self.tolerance_s, now=self.clock.time())
         except (WebhookVerificationError, ValueError) as exc:
-            raise Unauthorized(f"invalid webhook signature: {exc}", code="invalid_webhook_signature") from None
+            raise Unauthorized(f"invalid webhook signature: {exc}",
+                               code="invalid_webhook_signature") from None
         message_id = next(v for k, v in headers.items() if k.lower() == "webhook-id")
         now = self.clock.time()
         try:
             with self.db.write() as s:
                 # a receipt older than twice the window can never match a fresh timestamp again
                 s.execute(delete(TriggerReceipt).where(TriggerReceipt.workflow_id == wf.id,
-                                                       TriggerReceipt.received_at < now - 2 * self.tolerance_s))
+                                                       TriggerReceipt.received_at < self._forgettable(now)))
                 s.add(TriggerReceipt(workflow_id=wf.id, message_id=message_id[:255], received_at=now))
         except IntegrityError:
             raise Unauthorized("this webhook-id was already used; a trigger is accepted once",
                                code="webhook_replayed") from None
         return message_id[:255]
+
+    def sweep(self) -> None:
+        """Forget trigger ids too old to be replayed (their timestamps would be refused anyway)."""
+        with self.db.write() as s:
+            s.execute(delete(TriggerReceipt).where(TriggerReceipt.received_at < self._forgettable(self.clock.time())))
+
+    def _forgettable(self, now: float) -> float:
+        """Receipts from before this moment can be dropped: a replay of them is stale anyway."""
+        return now - 2 * self.tolerance_s
+
+    async def sweep_async(self) -> None:
+        await asyncio.to_thread(self.sweep)
 
     def _forget(self, workflow_id: str, message_id: str) -> None:
         with self.db.write() as s:

@@ -60,7 +60,9 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)  # the first bytes, for debugging
     next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # what this result scheduled
-    __table_args__ = (UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),)
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),
+    )
 
 
 class TriggerReceipt(Base):

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from nodeloom.api.deps import BaseUrl, ExecuteScope, RuntimeDep
 from nodeloom.errors import PayloadTooLarge, ValidationFailed
@@ -46,7 +46,11 @@ async def upload(request: Request, rt: RuntimeDep, p: ExecuteScope, base: BaseUr
 
 
 @router.get("/files/{file_id}")
-def download(file_id: str, rt: RuntimeDep, exp: str | None = None, sig: str | None = None) -> FileResponse:
+def download(file_id: str, rt: RuntimeDep, exp: str | None = None, sig: str | None = None) -> Response:
     row = rt.files.verify(file_id, exp, sig)
+    presign = getattr(rt.files.blobs, "presign", None)
+    if presign is not None:  # object storage: hand the client a presigned URL that expires with ours
+        ttl = max(1, int(exp or 0) - int(rt.clock.time()))
+        return RedirectResponse(presign(row.blob_key, ttl=ttl, content_type=row.content_type), status_code=307)
     path = rt.files.blobs.path(row.blob_key)
     return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})

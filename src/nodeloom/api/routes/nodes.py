@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from nodeloom.api.deps import ReadScope, RuntimeDep
@@ -32,6 +32,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/metrics", tags=["operations"], include_in_schema=False)
+def metrics(rt: RuntimeDep) -> Response:
+    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 @router.get("/readyz", tags=["operations"])
 def readyz(rt: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -46,6 +51,13 @@ def readyz(rt: RuntimeDep) -> JSONResponse:
         checks["queue"] = "ok"
     except Exception as exc:
         checks["queue"] = f"error: {type(exc).__name__}"
+    broker_check = getattr(rt.queue, "check", None)
+    if broker_check is not None:
+        try:
+            broker_check()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"error: {type(exc).__name__}"
     try:
         rt.blobs.check()
         checks["storage"] = "ok"

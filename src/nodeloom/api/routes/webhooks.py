@@ -27,7 +27,8 @@ class WebhookSettingsUpdate(Body):
 # triggers: no credentials; the webhookId is the capability ------------------------------------------
 async def _trigger(webhook_id: str, request: Request, rt: Any) -> JSONResponse:
     body = await request.body()
-    accepted = await run_in_threadpool(rt.triggers.trigger, webhook_id=webhook_id, headers=request.headers, body=body)
+    accepted = await run_in_threadpool(rt.triggers.trigger, webhook_id=webhook_id, headers=request.headers,
+                                       body=body)
     return JSONResponse(accepted, status_code=202)
 
 
@@ -62,7 +63,8 @@ def rotate_webhook_id(workflow_id: str, rt: RuntimeDep, p: ManageScope) -> dict[
 # the callback delivery log ---------------------------------------------------------------------------
 @router.get("/webhook-deliveries")
 def list_deliveries(rt: RuntimeDep, p: ReadScope, executionId: str | None = None,
-                    limit: int = Query(default=50, ge=1, le=100), cursor: str | None = None) -> dict[str, Any]:
+                    limit: int = Query(default=50, ge=1, le=100),
+                    cursor: str | None = None) -> dict[str, Any]:
     return rt.deliveries.list(account_id=p.account_id, execution_id=executionId, limit=limit, cursor=cursor)
 
 
