@@ -208,6 +208,10 @@ class Runtime:
         self.runner.metrics = self.metrics
         #: background duties every worker runs (sweepers, webhook sender): (interval seconds, coroutine fn)
         self.periodic: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+        from nodeloom.services.retention import RetentionSweeper
+
+        self.retention = RetentionSweeper(self.db, self.files, clock=self.clock, days=settings.retention_days)
+        self.periodic.append((settings.sweep_interval_seconds, self._sweep_retention))
         if self.celery is not None:
             self.periodic.append((max(0.5, settings.lease_seconds / 3), self._sweep_broker))
         self.worker = Worker(queue=self.queue, runner=self.runner, concurrency=settings.worker_concurrency,
@@ -221,6 +225,9 @@ class Runtime:
     def embedded_workers(self) -> bool:
         """Workers run inside the API process only on the `sql` queue (Celery has its own workers)."""
         return self.settings.embedded_workers and self.settings.queue == "sql"
+
+    async def _sweep_retention(self) -> None:
+        await asyncio.to_thread(self.retention.sweep)
 
     async def _sweep_broker(self) -> None:
         await asyncio.to_thread(self.queue.sweep, stale_after=self.settings.lease_seconds * 2)

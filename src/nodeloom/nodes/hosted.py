@@ -10,8 +10,8 @@ price, and which vendors serve it. Running one:
    own keys first, retries and fallback, one deadline;
 3. the vendor's request id is remembered (`ctx.remember("vendor_job", …)`) as soon as the job is
    submitted, and a resumed node polls that job instead of paying for a new one;
-4. outputs are copied in: result URLs on the vendor's configured host with the vendor client, any
-   other URL through the address guard (`ctx.service("http")`); images become PIL images, videos
+4. outputs are copied in through the address guard (`ctx.service("http")`), which trusts the vendors'
+   configured hosts and checks every other one (and every redirect); images become PIL images, videos
    files in the execution's work dir (output nodes store them);
 5. `ctx.remember("byok", true|false)` says whether the account's own key served the run.
 
@@ -49,7 +49,6 @@ from nodeloom.providers import (
     ProviderUnavailable,
     Submission,
     data_uri,
-    fetch_media,
 )
 
 MAX_IMAGE_BYTES = 100 * 1024 * 1024
@@ -61,8 +60,6 @@ COPY_RESERVE_S = 60.0
 
 class HostedCall(Protocol):
     """What `ctx.service("providers").call(...)` returns (services/hosted.py implements it)."""
-
-    http: Any
 
     async def run(self, *, on_progress: Any = None, on_submitted: Any = None,
                   resume: Submission | None = None) -> ProviderResult: ...
@@ -265,7 +262,7 @@ class HostedNode(Node):
         byok = call.used_own_key(result)
         await ctx.remember("byok", byok)
         await ctx.progress(0.95, f"copying the result from {result.provider}")
-        outputs = await self._outputs(ctx, call, result)
+        outputs = await self._outputs(ctx, result)
         outputs["vendor"] = {"provider": result.provider, "model": result.model, "requestId": result.request_id,
                              "byok": byok}
         await ctx.progress(1.0)
@@ -282,7 +279,7 @@ class HostedNode(Node):
             params["image"] = encoded[0]
         return params
 
-    async def _outputs(self, ctx: Context, call: HostedCall, result: ProviderResult) -> dict[str, Any]:
+    async def _outputs(self, ctx: Context, result: ProviderResult) -> dict[str, Any]:
         task = self.model.task
         name = self.model.display_name
         if task in TEXT_TASKS:
@@ -292,13 +289,13 @@ class HostedNode(Node):
         if not result.media:
             raise NodeError(f"{name}: {result.provider} answered without any output file", code="provider_error")
         if task in VIDEO_TASKS:
-            data, content_type = await _download(ctx, call, result.media[0], max_bytes=MAX_VIDEO_BYTES)
+            data, content_type = await _download(ctx, result.media[0], max_bytes=MAX_VIDEO_BYTES)
             return {"video": await ctx.run_thread(_write_video, Path(ctx.service("workdir")), data, content_type)}
         images = []
         for media in result.media:
             if media.content_type and not media.content_type.startswith("image/"):
                 continue
-            data, _ = await _download(ctx, call, media, max_bytes=MAX_IMAGE_BYTES)
+            data, _ = await _download(ctx, media, max_bytes=MAX_IMAGE_BYTES)
             images.append(await ctx.run_thread(_decode_image, data, name))
         if not images:
             raise NodeError(f"{name}: {result.provider} answered without an image", code="provider_error")
@@ -342,16 +339,15 @@ def _node_error(model: HostedModel, exc: ProviderError) -> NodeError:
     return NodeError(message, code=code)
 
 
-async def _download(ctx: Context, call: HostedCall, media: Media, *, max_bytes: int) -> tuple[bytes, str | None]:
-    """A result's bytes: inline, from the vendor's own host (trusted), or through the address guard."""
+async def _download(ctx: Context, media: Media, *, max_bytes: int) -> tuple[bytes, str | None]:
+    """A result's bytes: inline, or fetched through the address guard, which trusts the vendors' configured
+    hosts (result URLs there are the vendor's own) and checks every other host and every redirect."""
     if media.data is not None:
         return media.data, media.content_type
     url = media.url or ""
     try:
-        if media.same_host:
-            return await fetch_media(call.http, media, max_bytes=max_bytes), media.content_type
         answer = await ctx.service("http").fetch(url, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT_S)
-    except (FetchError, ProviderError, TimeoutError) as exc:
+    except FetchError as exc:
         raise NodeError(f"could not copy the result from {url}: {exc}", code="fetch_failed") from exc
     if answer.status_code >= 400:
         raise NodeError(f"could not copy the result from {url}: HTTP {answer.status_code}", code="fetch_failed")

@@ -295,7 +295,8 @@ class DeliverySender:
         with self.db.write() as s:
             due = and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
             abandoned = and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_expires_at < now)
-            q = select(WebhookDelivery).where(or_(due, abandoned)).order_by(WebhookDelivery.next_attempt_at).limit(limit)
+            q = (select(WebhookDelivery).where(or_(due, abandoned))
+                 .order_by(WebhookDelivery.next_attempt_at).limit(limit))
             if not self.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
             rows = list(s.scalars(q).all())

@@ -166,8 +166,6 @@ class HostedCall:
     router: Router
     own_keys: frozenset[str]
     """Providers on these routes that use the account's own key."""
-    http: httpx.AsyncClient
-    """The vendor client: downloads result URLs on the vendor's configured host (`fetch_media`)."""
     deadline_s: float
     clock: Clock
 
@@ -188,7 +186,8 @@ class HostedModels:
                  sleep: Sleep = asyncio.sleep):
         self.settings = settings
         self.keys = keys
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True,
+        # vendor APIs answer where they are asked; no redirect may carry a key elsewhere
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False,
                                               trust_env=False)
         self._owns_http = http is None
         self._clock = clock
@@ -255,7 +254,7 @@ class HostedModels:
                         clock=self._clock, sleep=self._sleep)
         return HostedCall(routes=tuple(planned), router=router,
                           own_keys=frozenset(own).intersection(r.provider.name for r in planned),
-                          http=self.http, deadline_s=deadline_s, clock=self._clock)
+                          deadline_s=deadline_s, clock=self._clock)
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -80,7 +80,8 @@ class TriggerService:
         events = changes.get("callbackEvents")
         if events is not None and any(e not in EVENT_NAMES for e in events):
             raise ValidationFailed("unknown callback events",
-                                   [{"path": "callbackEvents", "message": f"each one of {list(EVENT_NAMES)}"}])
+                                   [{"path": "callbackEvents",
+                                     "message": f"each one of {list(EVENT_NAMES)}"}])
         with self.db.write() as s:
             wf = self._owned(s, account_id, workflow_id)
             if "enabled" in changes:
@@ -166,7 +167,8 @@ class TriggerService:
     def sweep(self) -> None:
         """Forget trigger ids too old to be replayed (their timestamps would be refused anyway)."""
         with self.db.write() as s:
-            s.execute(delete(TriggerReceipt).where(TriggerReceipt.received_at < self._forgettable(self.clock.time())))
+            stale = TriggerReceipt.received_at < self._forgettable(self.clock.time())
+            s.execute(delete(TriggerReceipt).where(stale))
 
     def _forgettable(self, now: float) -> float:
         """Receipts from before this moment can be dropped: a replay of them is stale anyway."""

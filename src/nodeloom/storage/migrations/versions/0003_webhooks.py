@@ -40,7 +40,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_webhook_deliveries_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_webhook_deliveries_account_created', ['account_id', 'created_at', 'id'],
                               unique=False)
-        batch_op.create_index(batch_op.f('ix_webhook_deliveries_execution_id'), ['execution_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_execution_id'), ['execution_id'],
+                              unique=False)
 
     op.create_table(
         'webhook_attempts',
@@ -68,7 +69,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('workflow_id', 'message_id'),
     )
     with op.batch_alter_table('webhook_trigger_receipts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_webhook_trigger_receipts_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_trigger_receipts_received_at'), ['received_at'],
+                              unique=False)
 
 
 def downgrade() -> None:
