@@ -21,6 +21,8 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(help="Manage people who sign in to the dashboard.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console()
@@ -82,22 +84,67 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
 def accounts_create(name: Annotated[str, typer.Option(help="Account name")],
                     plan: Annotated[str, typer.Option(help="free | starter | pro | enterprise")] = "free",
                     credits: Annotated[float, typer.Option(help="Initial credits")] = 0,
+                    email: Annotated[str | None, typer.Option(help="Also create the owner, who signs in to the "
+                                                              "dashboard with this email")] = None,
+                    password: Annotated[str | None, typer.Option(help="The owner's password (asked for when "
+                                                                 "--email comes without it)")] = None,
                     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
-    """Create an account and an API key with every scope."""
+    """Create an account and an API key with every scope (and, with --email, its owner)."""
     from nodeloom.errors import ApiError
     from nodeloom.types import ALL_SCOPES
 
+    if password is not None and email is None:
+        err_console.print("[red]error:[/] --password needs --email")
+        raise typer.Exit(2)
+    if email is not None and password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     rt = _runtime()
+    user = None
     try:
-        account = rt.accounts.create_account(name=name, plan=plan, credits=credits)
+        if email is not None and password is not None:
+            user = rt.users.create_account_with_owner(account_name=name, email=email, password=password, plan=plan,
+                                                      credits=credits)
+            account = rt.accounts.get_account(user.account_id)
+        else:
+            account = rt.accounts.create_account(name=name, plan=plan, credits=credits)
         _row, token = rt.accounts.create_key(account_id=account.id, name="default", scopes=list(ALL_SCOPES))
     except ApiError as exc:
-        err_console.print(f"[red]error:[/] {exc.message}")
+        err_console.print(f"[red]error:[/] {_error_text(exc)}")
         raise typer.Exit(2) from exc
+    owner = {"userId": user.id, "email": user.email} if user is not None else {}
     if as_json:
-        print(json.dumps({"accountId": account.id, "apiKey": token}))
+        print(json.dumps({"accountId": account.id, "apiKey": token, **owner}))
     else:
         console.print(f"account [bold]{account.id}[/] ({plan}); API key: [bold]{token}[/] (shown once)")
+        if user is not None:
+            console.print(f"owner [bold]{user.email}[/] ({user.id}) can sign in to the dashboard")
+
+
+def _error_text(exc: Any) -> str:
+    """An ApiError's message with its field details, e.g. `invalid email or password (password: 8 to …)`."""
+    details = "; ".join(f"{d['path']}: {d['message']}" for d in exc.extra.get("details", []))
+    return f"{exc.message} ({details})" if details else exc.message
+
+
+@users_app.command("create")
+def users_create(email: Annotated[str, typer.Option(help="Sign-in email")],
+                 account: Annotated[str, typer.Option(help="Account id (acct_...) the user acts for")],
+                 password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                                       help="Password (asked for when not given)")],
+                 as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
+    """Create a person who signs in to the dashboard and acts for an account with every scope."""
+    from nodeloom.errors import ApiError
+
+    rt = _runtime()
+    try:
+        user = rt.users.create_user(account_id=account, email=email, password=password)
+    except ApiError as exc:
+        err_console.print(f"[red]error:[/] {_error_text(exc)}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps({"userId": user.id, "accountId": user.account_id, "email": user.email}))
+    else:
+        console.print(f"user [bold]{user.email}[/] ({user.id}) for account {user.account_id}")
 
 
 def _account_command(action: Any, as_json: bool) -> None:

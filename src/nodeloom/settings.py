@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     rate_limit_namespace: str = Field(default="nodeloom", min_length=1, max_length=64)  # Redis key prefix
     plan_cache_seconds: float = Field(default=5.0, ge=0)  # how long a process trusts an account's plan
 
+    # dashboard sign-in: sign-up creates an account (free plan) and its owner; failed sign-ins are
+    # limited per email and client address
+    signup_enabled: bool = False
+    session_ttl_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    login_attempts_per_window: int = Field(default=10, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+
     @field_validator("cors_origins", "node_packs", mode="before")
     @classmethod
     def _split_origins(cls, v: object) -> object:

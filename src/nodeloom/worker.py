@@ -220,6 +220,14 @@ class Runtime:
         self._wire_platform(settings)
         self._wire_webhooks(settings)
         self.executions.graph_checks.append(self.hosted.check_graph)
+        from nodeloom.services.users import UserService  # people who sign in to the dashboard
+
+        self.users = UserService(self.db, accounts=self.accounts, secret_key=secret, clock=self.clock,
+                                 session_ttl_seconds=settings.session_ttl_seconds,
+                                 login_attempts=settings.login_attempts_per_window,
+                                 login_window_seconds=settings.login_window_seconds)
+        self.demo_user_hook = self.users.demo_user  # ensure_demo merges its {email, password}
+        self.periodic.append((settings.sweep_interval_seconds, self.users.sweep_async))
 
     @property
     def embedded_workers(self) -> bool:

@@ -184,3 +184,40 @@ def test_unavailable_node_is_refused_with_reason() -> None:
     d = errors_of({"nodes": [{"id": "g", "type": "t.gpu"}]}, Registry([NeedsGpu]))
     assert paths(d) == ["nodes[0].type"]
     assert "pip install" in d[0]["message"]
+
+
+def test_json_and_lists_connect_both_ways() -> None:
+    from nodeloom.engine.schema import compatible
+
+    assert compatible("json", "list<text>") and compatible("list<image>", "json")
+    assert not compatible("text", "list<text>")
+
+
+def test_fanned_list_outputs_become_lists_of_lists() -> None:
+    from nodeloom.engine.node import Node
+    from nodeloom.engine.schema import Port
+
+    class Split(Node):
+        type = "t.split"
+        inputs = (Port("text", "text"),)
+        outputs = (Port("parts", "list<text>"),)
+
+    class Join(Node):
+        type = "t.join"
+        inputs = (Port("parts", "list<text>"),)
+        outputs = (Port("text", "text"),)
+
+    class Many(Node):
+        type = "t.many"
+        outputs = (Port("items", "list<text>"),)
+
+    reg = Registry([Split, Join, Many])
+    g = validate({"nodes": [
+        {"id": "m", "type": "t.many"},
+        {"id": "s", "type": "t.split", "inputs": {"text": {"from": "m", "output": "items"}}},
+        {"id": "j", "type": "t.join", "inputs": {"parts": {"from": "s", "output": "parts"}}},
+    ]}, reg)
+    assert g.nodes["s"].output_types == {"parts": "list<list<text>>"}
+    # a list of lists into a list port runs once per inner list, so the join's output is a list again
+    assert g.nodes["j"].fanned_inputs == frozenset({"parts"})
+    assert g.nodes["j"].output_types == {"text": "list<text>"}

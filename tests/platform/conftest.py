@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.support.server import LiveServer
 
 PACKS = ["tests.support.nodes", "tests.platform.nodes"]

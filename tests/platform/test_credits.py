@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import select
-
-from nodeloom.storage.models import Account
 from tests.platform.conftest import balance, chain, error_code, fan_out_graph, make_account, priced_graph
 from tests.support.server import LiveServer, publish, wait_status
+
+from nodeloom.storage.models import Account
 
 
 def test_estimate_prices_the_graph(platform: Callable[..., LiveServer]) -> None:

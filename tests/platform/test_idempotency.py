@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-
-from nodeloom.clock import FrozenClock
+from sqlalchemy import func, select
 from tests.platform.conftest import balance, error_code, make_account, priced_graph
 from tests.support.server import LiveServer, delay_graph, publish, text_graph, wait_status
+
+from nodeloom.clock import FrozenClock
+from nodeloom.services.idempotency import Claim, fingerprint
+from nodeloom.storage.models_platform import IdempotencyKey
 
 
 def executions(c: httpx.Client) -> list[dict[str, object]]:
@@ -115,8 +119,6 @@ def test_duplicate_in_flight_is_409(platform: Callable[..., LiveServer]) -> None
 
 
 def executions_when_one(c: httpx.Client, timeout: float = 10) -> dict[str, object]:
-    import time
-
     deadline = time.time() + timeout
     while time.time() < deadline:
         data = executions(c)
@@ -180,10 +182,6 @@ def test_secret_minting_endpoints_ignore_the_header(platform: Callable[..., Live
                    for _ in range(2)]
         assert rotated[0]["webhookSecret"] != rotated[1]["webhookSecret"]
     with server.runtime.db.read() as s:
-        from sqlalchemy import func, select
-
-        from nodeloom.storage.models_platform import IdempotencyKey
-
         assert s.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
 
 
@@ -221,3 +219,30 @@ def test_keys_expire_after_24_hours_and_are_swept(platform: Callable[..., LiveSe
                        headers={"Idempotency-Key": "day"})
         assert later.status_code == 202 and later.json()["executionId"] != first.json()["executionId"]
         assert "idempotent-replayed" not in later.headers
+
+
+def test_an_answer_written_with_the_execution_survives_a_crash(platform: Callable[..., LiveServer]) -> None:
+    """The process dies after the execution committed (with its answer) but before it responded: a retry
+    is told to wait while the first could still be responding, then gets the stored answer — never a
+    second execution."""
+    clock = FrozenClock()
+    server = platform(clock=clock)
+    account_id, key = make_account(server)
+    rt = server.runtime
+    with server.client(key) as c:
+        wid = publish(c, text_graph())
+        path = f"/api/v1/workflows/{wid}/execute"
+        claim = rt.idempotency.claim(scope=account_id, key="crash", method="POST", path=path,
+                                     fingerprint=fingerprint(method="POST", path=path, query="",
+                                                             content_type="application/json", body=b'{"inputs": {}}'))
+        assert isinstance(claim, Claim)
+        sub = rt.executions.prepare(account_id=account_id, workflow_id=wid, body={"inputs": {}})
+        accepted = rt.executions.submit(account_id=account_id, sub=sub, answer=rt.idempotency.store_json(claim, 202))
+        # … and the process died here, before answering
+        early = c.post(path, json={"inputs": {}}, headers={"Idempotency-Key": "crash"})
+        assert early.status_code == 409 and error_code(early) == "idempotency_key_in_use"
+        clock.advance(121)
+        late = c.post(path, json={"inputs": {}}, headers={"Idempotency-Key": "crash"})
+        assert late.status_code == 202 and late.headers["idempotent-replayed"] == "true"
+        assert late.json() == accepted
+        assert len(executions(c)) == 1

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Request
+from tests.platform.conftest import error_code, make_account, priced_graph
+from tests.support.server import LiveServer, publish, require_service, text_graph, wait_status
 
 from nodeloom.clock import FrozenClock
 from nodeloom.services.accounts import Principal
 from nodeloom.types import ALL_SCOPES
-from tests.platform.conftest import error_code, make_account, priced_graph
-from tests.support.server import LiveServer, publish, require_service, text_graph, wait_status
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-request-id")
 
@@ -169,7 +169,7 @@ def test_checks_run_in_order(platform: Callable[..., LiveServer]) -> None:
 
 def test_concurrency_cap_makes_executions_wait_not_fail(platform: Callable[..., LiveServer]) -> None:
     server = platform(worker_concurrency=8)
-    capped_id, capped = make_account(server, plan="free", requests_per_minute=10_000)  # free: 2 at once
+    _capped_id, capped = make_account(server, plan="free", requests_per_minute=10_000)  # free: 2 at once
     _other_id, other = make_account(server, plan="pro")
     with server.client(capped) as c, server.client(other) as o:
         slow = publish(c, {"nodes": [

@@ -18,6 +18,7 @@ from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from nodeloom.api.ratelimit import RateLimitMiddleware
 from nodeloom.api.routes import executions, files, keys, nodes, usage, webhooks, workflows
 from nodeloom.api.routes import providers
+from nodeloom.api.routes import auth
 from nodeloom.settings import Settings
 from nodeloom.worker import Runtime
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.include_router(router)
     app.include_router(usage.router)
     app.include_router(providers.router)
+    auth.install(app)  # /api/v1/auth/* and the session_auth hook (dashboard sessions)
     _mount_dashboard(app)
     # outermost first: request id → CORS → rate limit (+ headers, 500s) → body limit → idempotency → routes
     app.add_middleware(IdempotencyMiddleware, service=rt.idempotency)

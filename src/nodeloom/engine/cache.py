@@ -39,7 +39,7 @@ def merkle_keys(graph: Graph, *, inputs: Mapping[str, Any], salt: str) -> dict[s
             h.update(f"\0link:{name}={keys[link.source]}.{link.output}".encode())
         if node.type.role == "input":
             h.update(b"\0input=" + _canonical(inputs.get(input_name(node))).encode())
-        if not node.type.deterministic:
+        if not node.type.is_deterministic(node.params):
             h.update(f"\0salt={salt}:{nid}".encode())
         keys[nid] = h.hexdigest()
     return keys

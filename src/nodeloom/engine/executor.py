@@ -127,7 +127,7 @@ async def run(
             if cancel.is_set():
                 return
             key = keys[nid]
-            cacheable = cache is not None and node.type.deterministic and node.type.role == "node"
+            cacheable = cache is not None and node.type.role == "node" and node.type.is_deterministic(node.params)
             if cacheable:
                 hit = await cache.get(key)  # type: ignore[union-attr]
                 if hit is not None:

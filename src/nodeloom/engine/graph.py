@@ -241,8 +241,7 @@ def validate(raw: Any, registry: Registry, *, limits: Limits = Limits(), check_a
                     and port.default is None:
                 err(f"nodes[{i}].inputs.{port.name}", f"missing required input '{port.name}'")
         inst.fanned_inputs = frozenset(fanned)
-        inst.output_types = {p.name: (list_of(p.type) if fanned and not is_list(p.type) else p.type)
-                             for p in inst.type.outputs}
+        inst.output_types = {p.name: (list_of(p.type) if fanned else p.type) for p in inst.type.outputs}
 
     names: dict[tuple[str, str], int] = {}
     for nid in order:

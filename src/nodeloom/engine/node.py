@@ -77,6 +77,11 @@ class Node:
         return None
 
     @classmethod
+    def is_deterministic(cls, params: Mapping[str, Any]) -> bool:
+        """Whether this use of the node (with these params) may be served from the cache."""
+        return cls.deterministic
+
+    @classmethod
     def price_units(cls, params: Mapping[str, Any]) -> float:
         """How many `credits_per` units one run consumes, computed from params (1 for fixed prices)."""
         return 1.0

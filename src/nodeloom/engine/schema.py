@@ -40,12 +40,14 @@ def compatible(src: PortType, dst: PortType) -> bool:
         return True
     if is_list(src) and is_list(dst):
         return compatible(element_type(src), element_type(dst))
+    if (src == "json" and is_list(dst)) or (is_list(src) and dst == "json"):
+        return True  # a JSON array is a list, and a list is valid JSON
     return False
 
 
 def fans_out(src: PortType, dst: PortType) -> bool:
     """A list<T> flowing into a scalar T port runs the node once per element."""
-    return is_list(src) and not is_list(dst) and dst != "any" and compatible(element_type(src), dst)
+    return is_list(src) and dst != "any" and compatible(element_type(src), dst)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,22 @@ from importlib import import_module
 
 from nodeloom.engine.node import Node
 
-PACKS: tuple[str, ...] = ("nodeloom.nodes.core", "nodeloom.nodes.hosted")
+PACKS: tuple[str, ...] = (
+    "nodeloom.nodes.core",
+    "nodeloom.nodes.workflow_io",
+    "nodeloom.nodes.text",
+    "nodeloom.nodes.prompt",
+    "nodeloom.nodes.logic",
+    "nodeloom.nodes.lists",
+    "nodeloom.nodes.image",
+    "nodeloom.nodes.image_adjust",
+    "nodeloom.nodes.image_compose",
+    "nodeloom.nodes.image_mask",
+    "nodeloom.nodes.image_analyze",
+    "nodeloom.nodes.video",
+    "nodeloom.nodes.models",
+    "nodeloom.nodes.hosted",
+)
 
 
 def builtin_nodes(packs: tuple[str, ...] = PACKS) -> list[type[Node]]:

@@ -4,6 +4,7 @@ outputs for video, audio and files."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from nodeloom.engine.errors import NodeError
@@ -80,6 +81,10 @@ class InputSeed(InputNode):
               Param("randomize", "boolean", default=False,
                     description="Draw a new seed when the caller gives none"))
     outputs = (Port("value", "integer"),)
+
+    @classmethod
+    def is_deterministic(cls, params: Mapping[str, Any]) -> bool:
+        return not params.get("randomize")  # a given or default seed is a plain value
 
     async def run(self, ctx: Context, **kwargs: Any) -> dict[str, Any]:
         name = kwargs.get("name")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,13 +99,12 @@ class IdempotencyService:
         for _ in range(3):
             now = self.clock.now()
             try:
-                with self.db.write() as s:
-                    row = IdempotencyKey(scope=scope, key=key, method=method, path=path[:2048],
-                                         fingerprint=fingerprint, state="processing", created_at=now,
-                                         expires_at=now + self.ttl)
-                    s.add(row)
-                    s.flush()
-                    return Claim(row_id=row.id)
+                with self.db.write() as s:  # Core, not the ORM: this runs on every keyed POST
+                    row_id = s.execute(insert(IdempotencyKey).values(
+                        scope=scope, key=key, method=method, path=path[:2048], fingerprint=fingerprint,
+                        state="processing", created_at=now, expires_at=now + self.ttl)
+                        .returning(IdempotencyKey.id)).scalar_one()
+                return Claim(row_id=row_id)
             except IntegrityError:
                 pass
             with self.db.read() as s:

@@ -1,0 +1,86 @@
+"""Dashboard sign-in (API.md "Authentication": dashboard sessions): `/api/v1/auth/*`.
+
+`install(app)` includes these routes and sets the `session_auth` hook that api/deps.py and the rate
+limiter call for requests without an `Authorization` header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import Field
+
+from nodeloom.api.deps import RuntimeDep
+from nodeloom.api.schemas import Body
+from nodeloom.api.sessions import COOKIE, clear_session_cookie, session_auth, set_session_cookie
+from nodeloom.errors import Forbidden, Unauthorized
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class LoginBody(Body):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SignupBody(Body):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+    accountName: str = Field(min_length=1, max_length=200)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/config")
+def auth_config(rt: RuntimeDep) -> dict[str, Any]:
+    return {"signupEnabled": rt.settings.signup_enabled}
+
+
+@router.get("/me")
+def me(request: Request, rt: RuntimeDep) -> dict[str, Any]:
+    token = request.cookies.get(COOKIE)
+    session = rt.users.resolve(token) if token else None
+    if token is None or session is None:
+        raise Unauthorized("sign in to continue", signupEnabled=rt.settings.signup_enabled)
+    return rt.users.describe(session, token=token)
+
+
+@router.post("/login")
+def login(body: LoginBody, request: Request, response: Response, rt: RuntimeDep) -> dict[str, Any]:
+    signed = rt.users.login(email=body.email, password=body.password, client=client_address(request))
+    previous = request.cookies.get(COOKIE)
+    if previous:  # a new session for every sign-in: an old (possibly planted) cookie stops working
+        rt.users.logout(previous)
+    set_session_cookie(response, request, signed)
+    return signed.body
+
+
+@router.post("/signup", status_code=201)
+def signup(body: SignupBody, request: Request, response: Response, rt: RuntimeDep) -> dict[str, Any]:
+    if not rt.settings.signup_enabled:
+        raise Forbidden("sign-up is not offered on this server; ask its operator for an account",
+                        code="signup_disabled")
+    user = rt.users.signup(email=body.email, password=body.password, account_name=body.accountName,
+                           client=client_address(request))
+    signed = rt.users.start_session(user)
+    set_session_cookie(response, request, signed)
+    return signed.body
+
+
+@router.post("/logout", status_code=204)
+def logout(request: Request, rt: RuntimeDep) -> Response:
+    token = request.cookies.get(COOKIE)
+    if token and rt.users.resolve(token) is not None:
+        session_auth(request)  # a live session signs out only with its CSRF token
+        rt.users.logout(token)
+    response = Response(status_code=204)
+    clear_session_cookie(response, request)
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.state.session_auth = session_auth
