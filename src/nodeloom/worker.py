@@ -263,6 +263,7 @@ class Runtime:
     def _wire_platform(self, settings: Settings) -> None:
         """Submissions pass the limits then the credit hold; nodes are charged as they complete, the
         rest of the hold is released when an execution ends (however it ends); keys expire."""
+        self.billing.own_keys = self.provider_keys.stored  # runs on an account's own vendor key: byokCredits
         self.executions.gates.extend([self.limiter, self.billing])
         self.executions.terminal_hooks.append(self.billing.on_terminal)
         self.runner.node_hooks.append(self.billing.on_node_completed)

@@ -11,6 +11,9 @@ credits cannot drive it below zero: one wins, the others answer 402. The lifecyc
 3. node completed — the node's price (times its elements) is settled from the hold, once per
    (execution, node): a retried node is never charged twice; cache hits and failed nodes are free;
 4. terminal — whatever is still held goes back to the balance.
+
+A hosted node's run that the account's own vendor key served (recorded by the node in its memory as
+`byok`) costs the node type's `byok_credits` instead of its price.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from nodeloom.engine.errors import NodeError
 from nodeloom.engine.graph import Graph, NodeInstance
 from nodeloom.engine.node import Node
 from nodeloom.errors import ApiError, NotFound, ValidationFailed
+from nodeloom.services.hosted import node_providers, own_key_runs
 from nodeloom.services.usage import OPEN_HOLD, add_credits, day_of
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Account, Execution, ExecutionNode
@@ -85,7 +89,7 @@ class Estimate:
         return [p.public() for p in self.breakdown]
 
 
-#: which providers an account brings its own vendor key for (their nodes cost `byok_credits`)
+#: which providers an account brings its own vendor key for (ProviderKeyService.stored)
 OwnKeys = Callable[[str], Collection[str]]
 
 
@@ -97,7 +101,10 @@ class BillingService:
 
     # pricing -----------------------------------------------------------------------------------------
     def unit_price(self, node_type: type[Node], params: dict[str, Any], *, own: Collection[str] = ()) -> Decimal:
-        if node_type.provider is not None and node_type.provider in own:
+        """What one run is priced at before it runs: `byokCredits` when the account has its own key for one
+        of the node's vendors (those are tried first), else the node's price. The charge follows what
+        actually served the run (`on_node_completed`)."""
+        if own and set(node_providers(node_type)) & set(own):
             return credits(node_type.byok_credits)
         return credits(max(0.0, float(node_type.price(params))))
 
@@ -225,7 +232,9 @@ class BillingService:
             return
         elements = data.get("elements")
         count = int(elements) if isinstance(elements, int) and node.fanned_inputs else 1
-        amount = credits(self.unit_price(node.type, node.params, own=self.own_keys(ex.account_id)) * count)
+        own_runs = min(count, own_key_runs(row.memory))  # runs the account's own vendor key served
+        amount = credits(self.unit_price(node.type, node.params) * (count - own_runs)
+                         + credits(node.type.byok_credits) * own_runs)
         if amount <= 0 or self._entry(s, ex.id, node.id, "charge") is not None:
             return
         held = self._held(s, ex.id)
