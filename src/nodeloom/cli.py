@@ -109,7 +109,7 @@ def accounts_create(name: Annotated[str, typer.Option(help="Account name")],
             account = rt.accounts.create_account(name=name, plan=plan, credits=credits)
         _row, token = rt.accounts.create_key(account_id=account.id, name="default", scopes=list(ALL_SCOPES))
     except ApiError as exc:
-        err_console.print(f"[red]error:[/] {_error_text(exc)}")
+        err_console.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(2) from exc
     owner = {"userId": user.id, "email": user.email} if user is not None else {}
     if as_json:
@@ -118,12 +118,6 @@ def accounts_create(name: Annotated[str, typer.Option(help="Account name")],
         console.print(f"account [bold]{account.id}[/] ({plan}); API key: [bold]{token}[/] (shown once)")
         if user is not None:
             console.print(f"owner [bold]{user.email}[/] ({user.id}) can sign in to the dashboard")
-
-
-def _error_text(exc: Any) -> str:
-    """An ApiError's message with its field details, e.g. `invalid email or password (password: 8 to …)`."""
-    details = "; ".join(f"{d['path']}: {d['message']}" for d in exc.extra.get("details", []))
-    return f"{exc.message} ({details})" if details else exc.message
 
 
 @users_app.command("create")
@@ -139,7 +133,7 @@ def users_create(email: Annotated[str, typer.Option(help="Sign-in email")],
     try:
         user = rt.users.create_user(account_id=account, email=email, password=password)
     except ApiError as exc:
-        err_console.print(f"[red]error:[/] {_error_text(exc)}")
+        err_console.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps({"userId": user.id, "accountId": user.account_id, "email": user.email}))

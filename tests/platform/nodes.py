@@ -96,5 +96,25 @@ class Each(Node):
         return {"text": text + "!"}
 
 
+class Hosted(Node):
+    """Stands in for a hosted model node: 10 credits, or 1 when the account's own vendor key served it
+    (which a real hosted node records as `byok` in its memory once the vendor answered)."""
+
+    type = "platform.hosted"
+    display_name = "Hosted stand-in"
+    description = "Records whether the account's own key served the run (param `own_key`)."
+    inputs = (Port("value", "any", required=False),)
+    params = (Param("own_key", "boolean", default=True),)
+    outputs = (Port("value", "any"),)
+    credits = 10
+    byok_credits = 1
+    provider = "fal"
+    deterministic = False
+
+    async def run(self, ctx: Context, own_key: bool, value: Any = None) -> dict[str, Any]:
+        await ctx.remember("byok", own_key)
+        return {"value": value}
+
+
 def nodes() -> list[type[Node]]:
-    return [Priced, PricedCached, PricedFail, PerImage, Split, Each]
+    return [Priced, PricedCached, PricedFail, PerImage, Split, Each, Hosted]

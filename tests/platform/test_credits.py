@@ -185,3 +185,22 @@ def test_grants_are_in_the_ledger(platform: Callable[..., LiveServer]) -> None:
         {"kind": "grant", "amount": 2.5, "executionId": None, "nodeId": None, "note": "welcome"}]
     with server.client(key) as c:
         assert c.get("/api/v1/account").json()["credits"] == 2.5
+
+
+def test_runs_on_the_accounts_own_vendor_key_cost_byok_credits(platform: Callable[..., LiveServer]) -> None:
+    server = platform()
+    account_id, key = make_account(server, credits=20)
+    server.runtime.provider_keys.put(account_id=account_id, provider="fal", api_key="fal-own-key-123")
+    with server.client(key) as c:
+        own = publish(c, chain({"id": "gen", "type": "platform.hosted", "params": {"own_key": True}}))
+        est = c.post(f"/api/v1/workflows/{own}/estimate", json={}).json()
+        assert est["credits"] == 1.0  # the account's own key is tried first
+        done = wait_status(c, c.post(f"/api/v1/workflows/{own}/execute", json={}).json()["executionId"],
+                           {"COMPLETED"})
+        assert done["nodes"]["gen"]["credits"] == 1.0
+        # the vendor fell back to the operator's key: the node's full price, beyond what was held
+        fallback = publish(c, chain({"id": "gen", "type": "platform.hosted", "params": {"own_key": False}}))
+        done = wait_status(c, c.post(f"/api/v1/workflows/{fallback}/execute", json={}).json()["executionId"],
+                           {"COMPLETED"})
+        assert done["nodes"]["gen"]["credits"] == 10.0
+    assert balance(server, account_id) == 9

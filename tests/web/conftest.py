@@ -48,8 +48,9 @@ def dashboard_dist() -> Path:
 def browser(dashboard_dist: Path) -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=STEP_MS)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -60,7 +61,7 @@ def browser(dashboard_dist: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=False)
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=False)
     context.set_default_timeout(STEP_MS)
     page = context.new_page()
     errors: list[str] = []
@@ -89,15 +90,18 @@ def dashboard(make_server: Callable[..., LiveServer]) -> Callable[..., tuple[Liv
 
 @pytest.fixture
 def shoot() -> Callable[..., Path]:
-    """shoot(page, "canvas") saves test-artifacts/screenshots/canvas.png; docs=True copies it to docs/screenshots."""
+    """shoot(page, "canvas") saves test-artifacts/screenshots/canvas.png. With docs=True it also becomes
+    docs/screenshots/canvas.png (the README's) when that file is missing or NODELOOM_UPDATE_SCREENSHOTS=1,
+    so an ordinary test run leaves the committed images alone (each run shows new ids and timings)."""
 
     def take(page: Any, name: str, *, docs: bool = False, full_page: bool = False) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
-        if docs:
+        target = DOCS_SCREENSHOTS / f"{name}.png"
+        if docs and (not target.exists() or os.environ.get("NODELOOM_UPDATE_SCREENSHOTS") == "1"):
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
+            shutil.copyfile(path, target)
         return path
 
     return take

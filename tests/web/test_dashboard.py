@@ -16,7 +16,6 @@ import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
-
 from tests.support.server import LiveServer
 from tests.web.helpers import Person, sign_in
 
@@ -43,6 +42,23 @@ def drag_from_palette(page: Any, node_type: str, *, x: int, y: int) -> str:
 def connect(page: Any, src: str, output: str, dst: str, input_: str) -> None:
     ok = page.evaluate("([s, o, d, i]) => window.__nodeloom.connect(s, o, d, i)", [src, output, dst, input_])
     assert ok, page.evaluate("window.__nodeloom.lastError()")
+
+
+#: every node measured and inside the canvas (the view has been fitted to the graph)
+ALL_NODES_IN_VIEW = """count => {
+  const pane = document.querySelector('.react-flow')?.getBoundingClientRect();
+  const nodes = [...document.querySelectorAll('.react-flow__node')];
+  return !!pane && nodes.length === count && nodes.every(node => {
+    const r = node.getBoundingClientRect();
+    return r.width > 0 && r.left >= pane.left && r.right <= pane.right && r.top >= pane.top && r.bottom <= pane.bottom;
+  });
+}"""
+
+
+def graph_after_layout(page: Any, before: dict[str, Any]) -> list[dict[str, Any]]:
+    """The graph as saved before the reload, except for the positions auto-layout chose."""
+    positions = {n["id"]: n.get("position") for n in page.evaluate("window.__nodeloom.getGraph()")["nodes"]}
+    return [{**n, "position": positions[n["id"]]} for n in before["nodes"]]
 
 
 def select_node(page: Any, node_id: str) -> None:
@@ -104,12 +120,16 @@ def test_build_run_publish_and_call_from_the_dashboard(dashboard: Callable[..., 
     assert params[gradient]["width"] == 480 and params[gradient]["direction"] == "horizontal"
     assert params[caption]["name"] == "caption" and params[out]["name"] == "image"
 
-    # save, lay the graph out, and show the canvas
-    page.get_by_test_id("editor-save").click()
-    expect(page.get_by_test_id("editor-save-status")).to_have_attribute("data-dirty", "false")
+    # validate, lay the graph out and save; reopened, the saved draft fills the canvas
     page.get_by_test_id("editor-validate").click()
     expect(page.get_by_test_id("editor-validation")).to_have_attribute("data-state", "valid")
-    page.evaluate("window.__nodeloom.select([])")
+    page.get_by_test_id("editor-layout").click()
+    page.get_by_test_id("editor-save").click()
+    expect(page.get_by_test_id("editor-save-status")).to_have_attribute("data-dirty", "false")
+    page.reload()
+    expect(page.get_by_test_id("editor")).to_be_visible()
+    page.wait_for_function(ALL_NODES_IN_VIEW, arg=4)
+    assert page.evaluate("window.__nodeloom.getGraph()")["nodes"] == graph_after_layout(page, graph)
     shoot(page, "canvas", docs=True)
 
     # run the draft from the run panel: live node states, then the output image
@@ -171,13 +191,13 @@ def test_build_run_publish_and_call_from_the_dashboard(dashboard: Callable[..., 
     page.locator(f'[data-testid="execution-row"][data-execution-id="{api_execution}"]') \
         .get_by_test_id("execution-open").click()
     expect(page.get_by_test_id("execution-detail")).to_be_visible()
-    expect(page.get_by_test_id("execution-status")).to_contain_text(re.compile("complete", re.I))
+    expect(page.get_by_test_id("execution-status")).to_contain_text(re.compile("complete", re.IGNORECASE))
     expect(page.get_by_test_id("execution-output-image").locator("img")).to_be_visible()
     shoot(page, "execution-detail")
 
     page.get_by_test_id("nav-usage").click()
     expect(page.get_by_test_id("usage-page")).to_be_visible()
-    expect(page.get_by_test_id("usage-plan")).to_contain_text(re.compile("pro", re.I))
+    expect(page.get_by_test_id("usage-plan")).to_contain_text(re.compile("pro", re.IGNORECASE))
     shoot(page, "usage")
 
     page.get_by_test_id("nav-workflows").click()

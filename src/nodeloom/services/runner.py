@@ -249,16 +249,15 @@ class ExecutionRunner:
         with self.db.write() as s:
             ex = self._fenced(s, claim)
             now = self.clock.now()
-            node_rows: dict[str, ExecutionNode] = {}
+            # one query for every node row of the execution: the batch updates several and needs the count
+            node_rows: dict[str, ExecutionNode] = {
+                r.node_id: r for r in s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id))}
 
             def node_row(nid: str) -> ExecutionNode:
-                if nid not in node_rows:
-                    row = s.get(ExecutionNode, (ex.id, nid))
-                    if row is None:
-                        row = ExecutionNode(execution_id=ex.id, node_id=nid, node_type=graph.nodes[nid].type.type,
-                                            memory={})
-                        s.add(row)
-                    node_rows[nid] = row
+                if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
+                    node_rows[nid] = ExecutionNode(execution_id=ex.id, node_id=nid,
+                                                   node_type=graph.nodes[nid].type.type, memory={})
+                    s.add(node_rows[nid])
                 return node_rows[nid]
 
             for event in events:
@@ -277,8 +276,7 @@ class ExecutionRunner:
                     for hook in self.node_hooks:
                         hook(s, ex, row, graph.nodes[event.node_id], data)
                     data["outputs"] = outputs
-                    done = sum(1 for n in s.scalars(select(ExecutionNode.status)
-                                                    .where(ExecutionNode.execution_id == ex.id)) if n == "COMPLETED")
+                    done = sum(1 for r in node_rows.values() if r.status == "COMPLETED")
                     ex.progress = min(0.99, done / max(1, len(graph.nodes)))
                 elif event.type == ev.NODE_FAILED and event.node_id:
                     row = node_row(event.node_id)
@@ -287,9 +285,9 @@ class ExecutionRunner:
                     status = {ev.EXECUTION_COMPLETED: "COMPLETED", ev.EXECUTION_FAILED: "FAILED",
                               ev.EXECUTION_CANCELLED: "CANCELLED"}[event.type]
                     if status == "CANCELLED":
-                        for row in s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id,
-                                                                         ExecutionNode.status == "RUNNING")):
-                            row.status, row.completed_at = "CANCELLED", now
+                        for row in node_rows.values():
+                            if row.status == "RUNNING":
+                                row.status, row.completed_at = "CANCELLED", now
                     outputs = serialized.get("__outputs__") if status == "COMPLETED" else None
                     s.flush()
                     record_terminal(s, ex, status=status, outputs=outputs, error=data.get("error"), now=now)

@@ -119,13 +119,13 @@ class UserService:
     def signup(self, *, email: str, password: str, account_name: str, client: str) -> User:
         """A new account on the free plan and its owner (only when the operator enables sign-up)."""
         name = account_name.strip()
-        details = [] if 1 <= len(name) <= 200 else [{"path": "accountName", "message": "1 to 200 characters"}]
+        details = [] if 1 <= len(name) <= 200 else [{"path": "accountName", "message": "must have 1 to 200 characters"}]
         try:
             self.check_credentials(email, password)
         except ValidationFailed as exc:
             details = [*details, *exc.extra["details"]]
         if details:
-            raise ValidationFailed("the sign-up form is invalid", details)
+            raise _invalid(details)
         key = f"signup:{client}"
         self.throttle.check(key, what="sign-ups from this address")
         self.throttle.hit(key)  # every sign-up counts against the address's allowance
@@ -250,12 +250,17 @@ class UserService:
         email = email.strip().lower()
         details = []
         if len(email) > 254 or not EMAIL_RE.match(email):
-            details.append({"path": "email", "message": "an email address such as ada@example.com"})
+            details.append({"path": "email", "message": "must be an email address such as ada@example.com"})
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            details.append({"path": "password", "message": f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"})
+            details.append({"path": "password", "message": f"must have {MIN_PASSWORD} to {MAX_PASSWORD} characters"})
         if details:
-            raise ValidationFailed("invalid email or password", details)
+            raise _invalid(details)
         return email
+
+
+def _invalid(details: list[dict[str, str]]) -> ValidationFailed:
+    """422 whose message names every problem, for clients that show only the message."""
+    return ValidationFailed("; ".join(f"{d['path']} {d['message']}" for d in details), details)
 
 
 def _email_taken() -> Conflict:
