@@ -276,8 +276,7 @@ class Runtime:
         from nodeloom.services.deliveries import DeliverySender, DeliveryService, RetryPolicy
         from nodeloom.services.triggers import TriggerService
 
-        self.deliveries = DeliveryService(self.db, executions=self.executions, guard=self.guard, clock=self.clock,
-                                          retention_s=settings.retention_days * 86400)
+        self.deliveries = DeliveryService(self.db, executions=self.executions, guard=self.guard, clock=self.clock)
         self.executions.callback_url_check = self.deliveries.check_callback_url
         self.executions.terminal_hooks.append(self.deliveries.on_terminal)
         self.runner.terminal_hooks.append(self.deliveries.on_terminal)
@@ -290,8 +289,8 @@ class Runtime:
         self.periodic.append((settings.webhook_poll_interval_seconds, self.sender.tick))
         self.triggers = TriggerService(self.db, executions=self.executions, clock=self.clock,
                                        check_callback_url=self.deliveries.check_callback_url)
-        self.periodic.append((settings.sweep_interval_seconds, self.deliveries.sweep_async))
-        self.periodic.append((settings.sweep_interval_seconds, self.triggers.sweep_async))
+        self.retention.add("webhook_deliveries", self.deliveries.purge)
+        self.retention.add("trigger_receipts", self.triggers.purge, days=self.triggers.receipt_days)
 
     async def aclose(self) -> None:
         await self.sender.aclose()

@@ -44,6 +44,8 @@ def test_a_flux_run_reports_queue_and_progress_and_copies_the_image_in(hosted_se
         assert abs(halfway["progress"] - (0.05 + 0.85 * 0.5)) < 1e-9
         assert progress[-1]["progress"] == 1.0
 
+        assert done["creditsUsed"] == 19  # FLUX.2 [pro]: 19 credits per image, on the operator's key
+
     memory = node_memory(server, done["executionId"], "gen")
     assert memory["vendor_job"] == {"provider": "fal", "model": "fal-ai/flux-2-pro", "requestId": job.request_id}
     assert memory["byok"] is False

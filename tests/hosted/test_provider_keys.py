@@ -70,9 +70,11 @@ def test_the_accounts_own_key_takes_precedence_and_marks_the_run_byok(hosted_ser
     with server.client(byok_key) as c:
         assert c.put("/api/v1/account/providers/fal", json={"apiKey": fal_standin.key}).status_code == 200
         done = run_to_end(c, publish(c, flux_graph()))
+        balance = c.get("/api/v1/account").json()["credits"]
     assert done["status"] == "COMPLETED", done
     assert done["nodes"]["gen"]["outputs"]["vendor"]["byok"] is True
     assert node_memory(server, done["executionId"], "gen")["byok"] is True
+    assert balance == 100 and done["creditsUsed"] == 0  # byokCredits: 0
     assert set(fal_standin.auth_seen) == {f"Key {fal_standin.key}"}
 
     fal_standin.auth_seen.clear()

@@ -123,3 +123,26 @@ def test_gemini_images_vision_captions_background_removal_and_edits(hosted_serve
     edit_input = by_model["black-forest-labs/flux-2-pro"]["input"]
     assert edit_input["prompt"] == "make it blue" and len(edit_input["input_images"]) == 2
     assert fal_standin.submissions == []
+
+
+def test_a_local_openai_compatible_server_needs_no_key_and_names_its_own_model(hosted_server, openai_standin):
+    keyless = hosted_server({"OPENAI_API_KEY": None, "GEMINI_API_KEY": None})
+    _account, key = keyless.account()
+    with keyless.client(key) as c:  # a base URL that is not OpenAI's own (Ollama, vLLM…) takes no key
+        assert c.get("/api/v1/nodes/llm.chat").json()["available"] is True
+
+    server = hosted_server({"NODELOOM_OPENAI_CHAT_MODEL": "qwen2.5:0.5b-instruct"})
+    _account, key = server.account()
+    graph = {"nodes": [
+        {"id": "chat", "type": "llm.chat", "inputs": {"prompt": "hello"},
+         "params": {"system": "be brief", "temperature": 0.2}},
+        {"id": "out", "type": "output.text", "inputs": {"text": {"from": "chat", "output": "text"}},
+         "params": {"name": "answer"}},
+    ]}
+    with server.client(key) as c:
+        done = run_to_end(c, publish(c, graph))
+    assert done["status"] == "COMPLETED", done
+    assert done["outputs"]["answer"] == "echo: hello"
+    [request] = openai_standin.requests
+    assert request["body"] == {"model": "qwen2.5:0.5b-instruct", "temperature": 0.2, "messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]}

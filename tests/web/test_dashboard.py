@@ -101,7 +101,7 @@ def test_build_run_publish_and_call_from_the_dashboard(dashboard: Callable[..., 
     connect(page, gradient, "image", overlay, "image")
     connect(page, caption, "text", overlay, "text")
     connect(page, overlay, "image", out, "image")
-    assert len(page.locator(".react-flow__edge").all()) == 3
+    expect(page.locator(".react-flow__edge")).to_have_count(3)
 
     # params through the inspector's forms (generated from the node schemas)
     select_node(page, gradient)

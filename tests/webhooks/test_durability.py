@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import standardwebhooks
+from sqlalchemy import select
 from tests.support.server import (
     LiveServer,
     free_port,
@@ -146,3 +147,31 @@ def test_an_attempt_whose_sender_died_is_logged_and_retried(make_server: Callabl
     assert first["statusCode"] is None and "stopped" in first["error"]
     assert second["statusCode"] == 200
     assert json.loads(receiver.wait_for(1)[0].body)["executionId"] == done["executionId"]
+
+
+def test_a_graceful_shutdown_hands_an_attempt_in_flight_back(make_server: Callable[..., LiveServer],
+                                                             receiver: Receiver) -> None:
+    from tests.webhooks.receiver import Answer
+
+    from nodeloom.storage.models_webhooks import WebhookAttempt, WebhookDelivery
+
+    srv = make_server(allow_private_urls=True, webhook_poll_interval_seconds=0.05)
+    _acct, key = srv.account()
+    receiver.answer(Answer(status=200, delay_s=5))
+    with srv.client(key) as client:
+        done = run_to_end(client, publish(client, text_graph()), webhookUrl=receiver.url)
+    receiver.wait_for(1)  # the attempt is in flight...
+    started = time.time()
+    srv.stop()  # ...when the server stops
+    assert time.time() - started < 5  # it did not wait for the receiver
+
+    db = Database(srv.settings.resolved_database_url)
+    try:
+        with db.read() as s:
+            row = s.scalar(select(WebhookDelivery).where(WebhookDelivery.execution_id == done["executionId"]))
+            attempt = s.scalar(select(WebhookAttempt).where(WebhookAttempt.delivery_id == row.id))
+            assert (row.status, row.lease_owner, row.round_attempts) == ("pending", None, 0)
+            assert row.next_attempt_at <= time.time()
+            assert "shut down" in attempt.error
+    finally:
+        db.dispose()

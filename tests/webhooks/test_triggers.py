@@ -275,3 +275,41 @@ def test_an_anonymous_trigger_refused_for_credits_learns_no_balance(fast_server:
         assert set(error) == {"code", "message"}
         assert not any(ch.isdigit() for ch in error["message"])  # neither the balance nor the price
         assert client.get("/api/v1/workflows/executions").json()["data"] == []
+
+
+def test_a_trigger_with_an_idempotency_key_runs_once(fast_api: FastApi) -> None:
+    client, srv = fast_api
+    wid = publish(client, text_graph())
+    path = f"/api/v1/webhooks/{webhook_id(client, wid)}"
+    with anonymous(srv) as anon:
+        first = anon.post(path, json={"prompt": "once"}, headers={"Idempotency-Key": "trigger-1"})
+        again = anon.post(path, json={"prompt": "once"}, headers={"Idempotency-Key": "trigger-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.content == first.content
+    listed = client.get("/api/v1/workflows/executions", params={"workflowId": wid}).json()["data"]
+    assert [e["executionId"] for e in listed] == [first.json()["executionId"]]
+
+
+def test_seen_trigger_ids_are_forgotten_once_they_would_be_stale(secured: tuple[httpx.Client, str, str],
+                                                                  fast_api: FastApi) -> None:
+    from sqlalchemy import func, select
+
+    from nodeloom.storage.models_webhooks import TriggerReceipt
+
+    anon, path, secret = secured
+    _client, srv = fast_api
+    body = b"{}"
+    assert anon.post(path, content=body, headers=signed(secret, body, msg_id="msg_old")).status_code == 202
+
+    def receipts() -> int:
+        with srv.runtime.db.read() as s:
+            return int(s.scalar(select(func.count()).select_from(TriggerReceipt)) or 0)
+
+    srv.runtime.retention.sweep()
+    assert receipts() == 1  # still inside the replay window
+    with srv.runtime.db.write() as s:  # as if it had been seen eleven minutes ago
+        for row in s.scalars(select(TriggerReceipt)):
+            row.received_at -= 11 * 60
+    srv.runtime.retention.sweep()
+    assert receipts() == 0

@@ -205,10 +205,12 @@ def _params(model: HostedModel) -> tuple[Param, ...]:
 def _description(model: HostedModel, providers: list[str]) -> str:
     served = "; ".join(f"{VENDORS[v.provider]} ({v.model_id})" for v in model.vendors)
     keys = " or ".join(PROVIDER_SETTINGS[p][1] for p in providers)
+    endpoints = ", ".join(PROVIDER_SETTINGS[p][0] for p in providers)
     unit = {"call": "run", "image": "image", "second": "second of video", "megapixel": "output megapixel"}
-    price = f"{model.price.credits:g} credits per {unit[model.price.per]}"
+    amount = model.price.credits
+    price = f"{amount:g} credit{'' if amount == 1 else 's'} per {unit[model.price.per]}"
     return (f"{model.display_name}, a hosted model served by {served}, tried in that order (the operator may "
-            f"reorder with NODELOOM_PROVIDER_ORDER) with retries and fallback. Needs {keys} on the server, or "
+            f"reorder with NODELOOM_PROVIDER_ORDER) with retries and fallback. Needs {keys} on the server (endpoints: {endpoints}), or "
             f"the account's own key stored with PUT /api/v1/account/providers/{providers[0]} (runs on your own "
             f"key cost no credits). {price}.")
 

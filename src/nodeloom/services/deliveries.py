@@ -23,7 +23,7 @@ import logging
 import random
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
@@ -72,13 +72,11 @@ def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
 class DeliveryService:
     """The outbox (written inside other transactions), the delivery log and redelivery."""
 
-    def __init__(self, db: Database, *, executions: Any, guard: AddressGuard, clock: Clock,
-                 retention_s: float = 30 * 86400):
+    def __init__(self, db: Database, *, executions: Any, guard: AddressGuard, clock: Clock):
         self.db = db
         self.executions = executions  # ExecutionService: its `snapshot` is the payload
         self.guard = guard
         self.clock = clock
-        self.retention_s = retention_s
 
     # callback URLs ------------------------------------------------------------------------------
     def check_callback_url(self, url: str, *, path: str = "webhookUrl") -> None:
@@ -158,20 +156,17 @@ class DeliveryService:
         return self.get(account_id=account_id, delivery_id=delivery_id)
 
     # retention ----------------------------------------------------------------------------------
-    def sweep(self) -> int:
-        """Forget finished deliveries (and their attempts) older than the retention period."""
-        cutoff = self.clock.now() - timedelta(seconds=self.retention_s)
-        with self.db.write() as s:
-            ids = list(s.scalars(select(WebhookDelivery.id).where(
-                WebhookDelivery.created_at < cutoff, WebhookDelivery.status.in_(("delivered", "failed")))
-                .limit(1000)))
-            if ids:
-                s.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
-                s.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    @staticmethod
+    def purge(s: Any, cutoff: datetime) -> int:
+        """The retention sweeper's hook: forget finished deliveries (and their attempts) older than cutoff.
+        Deleting an execution takes its deliveries with it (the foreign keys cascade)."""
+        ids = list(s.scalars(select(WebhookDelivery.id).where(
+            WebhookDelivery.created_at < cutoff, WebhookDelivery.status.in_(("delivered", "failed")))
+            .limit(1000)))
+        if ids:
+            s.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+            s.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
         return len(ids)
-
-    async def sweep_async(self) -> None:
-        await asyncio.to_thread(self.sweep)
 
     @staticmethod
     def _get(s: Any, account_id: str, delivery_id: str) -> WebhookDelivery:
@@ -305,6 +300,9 @@ class DeliverySender:
                 if row.status == "sending":  # its sender died mid-attempt: that attempt counts, unanswered
                     self._close_attempt(s, row.id, row.attempts, now_dt,
                                         Outcome(error="the sender stopped before the attempt ended"))
+                    if row.round_attempts > len(self.policy.schedule):
+                        row.status, row.next_attempt_at, row.lease_owner = "failed", None, None
+                        continue
                 row.status = "sending"
                 row.attempts += 1
                 row.round_attempts += 1
@@ -334,7 +332,8 @@ class DeliverySender:
     async def _deliver(self, claimed: ClaimedDelivery) -> None:
         try:
             outcome = await self.send(claimed)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # shutting down: hand the row back at once, not when the lease ends
+            await asyncio.shield(asyncio.to_thread(self.release, claimed))
             raise
         except Exception as exc:  # a bug, not the receiver: recorded, and retried like a failure
             log.exception("sending webhook delivery %s failed", claimed.delivery_id)
@@ -386,6 +385,19 @@ class DeliverySender:
             row.status, row.next_attempt_at = "pending", now + delay
             if attempt is not None:
                 attempt.next_attempt_at = row.next_attempt_at
+
+    def release(self, claimed: ClaimedDelivery) -> None:
+        """An attempt interrupted on our side (shutdown): logged, and the row is due again now
+        without using up a step of its retry schedule."""
+        with self.db.write() as s:
+            self._close_attempt(s, claimed.delivery_id, claimed.attempt, self.clock.now(),
+                                Outcome(error="interrupted: the sender shut down"))
+            row = s.get(WebhookDelivery, claimed.delivery_id)
+            if row is None or row.attempts != claimed.attempt or row.lease_owner != self.worker_id:
+                return
+            row.status, row.next_attempt_at = "pending", self.clock.time()
+            row.lease_owner = row.lease_expires_at = None
+            row.round_attempts = max(0, row.round_attempts - 1)
 
     @staticmethod
     def _close_attempt(s: Any, delivery_id: str, number: int, now: datetime,

@@ -9,8 +9,8 @@ instance of `HostedModels`:
 
 - The operator configures vendors with environment variables (`ProviderSettings`, read once at
   start-up): `NODELOOM_FAL_URL` + `FAL_KEY`, `NODELOOM_REPLICATE_URL` + `REPLICATE_API_TOKEN`,
-  `NODELOOM_OPENAI_BASE_URL` + `OPENAI_API_KEY`, `NODELOOM_GEMINI_URL` + `GEMINI_API_KEY`, and the
-  route order `NODELOOM_PROVIDER_ORDER=fal,replicate`.
+  `NODELOOM_OPENAI_BASE_URL` + `OPENAI_API_KEY` (+ `NODELOOM_OPENAI_CHAT_MODEL` for a local server),
+  `NODELOOM_GEMINI_URL` + `GEMINI_API_KEY`, and the route order `NODELOOM_PROVIDER_ORDER=fal,replicate`.
 - An account's own keys (`ProviderKeyService`) take precedence over the operator's for the same
   vendor, and vendors the account has a key for are tried first: the account asked to be billed there.
 - The catalogue marks a hosted node unavailable when the operator configured none of its vendors
@@ -51,6 +51,7 @@ from nodeloom.providers.routing import OnRouteSubmitted
 from nodeloom.services.provider_keys import ProviderKeyService
 
 OWN_KEY_PATH = "PUT /api/v1/account/providers/{provider}"
+CHAT_TASKS = ("chat", "prompt-expand", "caption")
 
 
 class ProviderSettings(BaseSettings):
@@ -64,6 +65,9 @@ class ProviderSettings(BaseSettings):
     replicate_api_token: str | None = Field(default=None, validation_alias="REPLICATE_API_TOKEN")
     openai_base_url: str | None = None
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    #: the model language-model nodes ask an OpenAI-compatible server for, when it is not OpenAI's own
+    #: (an Ollama, vLLM or llama.cpp server names its models itself); empty: the table's model id
+    openai_chat_model: str | None = None
     gemini_url: str | None = None
     gemini_api_key: str | None = Field(default=None, validation_alias="GEMINI_API_KEY")
 
@@ -245,6 +249,9 @@ class HostedModels:
         planned = routes(model, providers, params)
         if extra_args:
             planned = [_with_extra(route, params, extra_args) for route in planned]
+        if self.settings.openai_chat_model and model.task in CHAT_TASKS:
+            planned = [Route(r.provider, self.settings.openai_chat_model, r.arguments)
+                       if r.provider.name == "openai" else r for r in planned]
         rank = {name: i for i, name in enumerate(self.settings.provider_order)}
         planned.sort(key=lambda r: (r.provider.name not in own, rank.get(r.provider.name, len(rank))))
         deadline_s = self.settings.provider_deadline_seconds

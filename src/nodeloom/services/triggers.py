@@ -9,9 +9,9 @@ The workflow's webhook settings also hold the default callback (URL and events) 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -109,30 +109,33 @@ class TriggerService:
             return self.public(wf)
 
     # triggering (no credentials) ----------------------------------------------------------------
-    def trigger(self, *, webhook_id: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    def trigger(self, *, webhook_id: str, headers: Mapping[str, str], body: bytes,
+                answer: Callable[[Any, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Start a run; `answer` stores the response with it (an Idempotency-Key's answer)."""
         wf = self._active(webhook_id)
         message_id = self._authenticate(wf, headers, body)
         try:
             inputs = _inputs(body)
-            return self._start(account_id=wf.account_id, workflow_id=wf.id, inputs=inputs)
+            return self._start(account_id=wf.account_id, workflow_id=wf.id, inputs=inputs, answer=answer)
         except BaseException:
             if message_id is not None:  # only a trigger that started a run uses up its id
                 self._forget(wf.id, message_id)
             raise
 
-    def _start(self, *, account_id: str, workflow_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _start(self, *, account_id: str, workflow_id: str, inputs: dict[str, Any],
+               answer: Callable[[Any, dict[str, Any]], None] | None) -> dict[str, Any]:
         """The run itself: the same prepare/submit path as `POST .../execute`, so the account's
         limits, daily quota and credits apply to triggers exactly as they do to executions."""
         try:
             sub = self.executions.prepare(account_id=account_id, workflow_id=workflow_id,
                                           body={"inputs": inputs})
-            accepted = self.executions.submit(account_id=account_id, sub=sub)
+            accepted: dict[str, Any] = self.executions.submit(account_id=account_id, sub=sub, answer=answer)
         except ApiError as exc:
             if exc.status == 402:  # the caller is anonymous: no balance, no breakdown
                 raise ApiError("the workflow's account does not have enough credits to run it",
                                code=exc.code, status=402) from None
             raise
-        return {"executionId": accepted["executionId"], "status": accepted["status"]}
+        return accepted  # {executionId, status: QUEUED, pollUrl}
 
     def _active(self, webhook_id: str) -> Workflow:
         with self.db.read() as s:
@@ -164,18 +167,20 @@ class TriggerService:
                                code="webhook_replayed") from None
         return message_id[:255]
 
-    def sweep(self) -> None:
-        """Forget trigger ids too old to be replayed (their timestamps would be refused anyway)."""
-        with self.db.write() as s:
-            stale = TriggerReceipt.received_at < self._forgettable(self.clock.time())
-            s.execute(delete(TriggerReceipt).where(stale))
-
     def _forgettable(self, now: float) -> float:
         """Receipts from before this moment can be dropped: a replay of them is stale anyway."""
         return now - 2 * self.tolerance_s
 
-    async def sweep_async(self) -> None:
-        await asyncio.to_thread(self.sweep)
+    @property
+    def receipt_days(self) -> float:
+        """How long a seen trigger id is worth keeping, in days (for the retention sweeper)."""
+        return 2 * self.tolerance_s / 86400
+
+    @staticmethod
+    def purge(s: Any, cutoff: datetime) -> int:
+        """The retention sweeper's hook (registered with `receipt_days`): forget old trigger ids."""
+        res = s.execute(delete(TriggerReceipt).where(TriggerReceipt.received_at < cutoff.timestamp()))
+        return int(res.rowcount or 0)
 
     def _forget(self, workflow_id: str, message_id: str) -> None:
         with self.db.write() as s:

@@ -27,8 +27,10 @@ class WebhookSettingsUpdate(Body):
 # triggers: no credentials; the webhookId is the capability ------------------------------------------
 async def _trigger(webhook_id: str, request: Request, rt: Any) -> JSONResponse:
     body = await request.body()
+    claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
+    answer = rt.idempotency.store_json(claim, 202) if claim else None
     accepted = await run_in_threadpool(rt.triggers.trigger, webhook_id=webhook_id, headers=request.headers,
-                                       body=body)
+                                       body=body, answer=answer)
     return JSONResponse(accepted, status_code=202)
 
 
