@@ -107,7 +107,9 @@ class IdempotencyMiddleware:
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), None)
         with CancelScope(shield=True):
-            if kept(status) and not (claim.stored and status >= 500):
+            if claim.final == (status, body):
+                pass  # the answer written with the work is this response, and already complete
+            elif kept(status) and not (claim.stored and status >= 500):
                 await to_thread.run_sync(lambda: self.service.complete(claim, status=status, body=body,
                                                                        content_type=content_type))
             else:

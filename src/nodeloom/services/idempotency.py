@@ -75,6 +75,8 @@ class Claim:
 
     row_id: int
     stored: bool = False  # an answer was written with the work (in the execution's transaction)
+    #: that answer, when the route promised it is exactly its response (nothing left to write after it)
+    final: tuple[int, bytes] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -127,19 +129,22 @@ class IdempotencyService:
         raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
                        code="idempotency_key_in_use")
 
-    def store(self, s: Session, claim: Claim, *, status: int, body: bytes,
-              content_type: str = "application/json") -> None:
-        """Write the answer inside the caller's transaction (the one that does the work)."""
+    def store(self, s: Session, claim: Claim, *, status: int, body: bytes, content_type: str = "application/json",
+              final: bool = False) -> None:
+        """Write the answer inside the caller's transaction (the one that does the work). `final`: the
+        route will answer exactly this, so the key is completed here and not written again."""
         s.execute(update(IdempotencyKey).where(IdempotencyKey.id == claim.row_id)
-                  .values(state="answered", status_code=status, body=body, content_type=content_type)
+                  .values(state="completed" if final else "answered", status_code=status, body=body,
+                          content_type=content_type)
                   .execution_options(synchronize_session=False))
         claim.stored = True
+        claim.final = (status, body) if final else None
 
-    def store_json(self, claim: Claim, status: int) -> Any:
+    def store_json(self, claim: Claim, status: int, *, final: bool = False) -> Any:
         """An `answer` callback for ExecutionService.submit: stores `content` rendered as the route sends it."""
 
         def answer(s: Session, content: Any) -> None:
-            self.store(s, claim, status=status, body=render_json(content))
+            self.store(s, claim, status=status, body=render_json(content), final=final)
 
         return answer
 

@@ -50,10 +50,10 @@ async def execute(workflow_id: str, body: ExecuteBody, request: Request, rt: Run
     payload = body.model_dump(exclude_none=True)
     sub = await run_in_threadpool(rt.executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
                                   body=payload)
-    claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
-    accepted = await run_in_threadpool(rt.executions.submit, account_id=p.account_id, sub=sub,
-                                       answer=rt.idempotency.store_json(claim, 202) if claim else None)
     wait = prefer_wait(prefer)
+    claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
+    answer = rt.idempotency.store_json(claim, 202, final=wait == 0) if claim else None
+    accepted = await run_in_threadpool(rt.executions.submit, account_id=p.account_id, sub=sub, answer=answer)
     if wait > 0 and await wait_for_end(rt, account_id=p.account_id, execution_id=accepted["executionId"],
                                        seconds=wait):
         poll = await run_in_threadpool(rt.executions.poll, account_id=p.account_id,
