@@ -34,6 +34,7 @@ run: venv models web
 	$(VENV)/bin/nodeloom serve --demo --host $(HOST) --port $(PORT)
 
 test: venv models web
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 	bash scripts/test-web.sh
 

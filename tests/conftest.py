@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.support.server import LiveServer, make_settings
+
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
-
 from tests.support.server import ROOT, free_port, spawn_server, wait_http
 
 

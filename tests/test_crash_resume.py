@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.support.server import ROOT, free_port, spawn_server, wait_http
 
 pytestmark = pytest.mark.slow

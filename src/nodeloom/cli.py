@@ -236,10 +236,7 @@ def db_copy(source: Annotated[str, typer.Option("--from", help="Source database 
 @app.command("nodes")
 def nodes_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON")] = False) -> None:
     """List the node catalogue."""
-    from nodeloom.engine.registry import Registry
-    from nodeloom.nodes import builtin_nodes
-
-    catalogue = Registry(builtin_nodes()).catalogue()
+    catalogue = _runtime().registry.catalogue()  # the server's view: hosted nodes need a configured vendor
     if as_json:
         print(json.dumps({"data": catalogue}, indent=2))
         return

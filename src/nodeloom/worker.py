@@ -17,8 +17,8 @@ from typing import Any
 from nodeloom.clock import Clock, SystemClock
 from nodeloom.media.urlguard import Resolver
 from nodeloom.queue.base import Claim, QueueBackend
-from nodeloom.settings import Settings
 from nodeloom.services.runner import ExecutionRunner
+from nodeloom.settings import Settings
 
 log = logging.getLogger("nodeloom.worker")
 

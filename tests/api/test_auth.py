@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-
 from tests.support.server import LiveServer, publish, run_to_end, text_graph
 
 

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-
-from tests.support.server import LiveServer, delay_graph, publish, run_to_end, text_graph, wait_status
+from tests.support.server import delay_graph, publish, run_to_end, text_graph, wait_status
 
 
 def png(w: int = 64, h: int = 48, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:

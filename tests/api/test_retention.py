@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 from PIL import Image
+from tests.support.server import publish, run_to_end
 
 from nodeloom.clock import FrozenClock
-from tests.support.server import publish, run_to_end
 
 
 def test_expired_executions_and_files_are_swept(make_server: Any) -> None:

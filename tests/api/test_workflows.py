@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from tests.support.server import LiveServer, publish, run_to_end, text_graph
+from tests.support.server import LiveServer, run_to_end, text_graph
 
 
 def test_create_get_update_delete(api: tuple[httpx.Client, str]) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from tests.support.server import delay_graph, text_graph
 
 from nodeloom.client import AsyncClient, Client, NodeloomAPIError
-from tests.support.server import delay_graph, text_graph
 
 
 def test_sync_client_end_to_end(server: Any, tmp_path: Path) -> None:

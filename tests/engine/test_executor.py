@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from tests.support import nodes as test_nodes
 
 from nodeloom.engine import events as ev
 from nodeloom.engine.cache import merkle_keys
@@ -16,7 +17,6 @@ from nodeloom.engine.node import Context, Node
 from nodeloom.engine.registry import Registry
 from nodeloom.engine.schema import Param, Port
 from nodeloom.nodes import builtin_nodes
-from tests.support import nodes as test_nodes
 
 RUNS: list[str] = []
 

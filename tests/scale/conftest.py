@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.support.server import ROOT, free_port, require_service, wait_http
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"

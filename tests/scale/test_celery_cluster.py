@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.scale.conftest import Cluster
 
 pytestmark = pytest.mark.slow

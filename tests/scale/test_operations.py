@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 from PIL import Image
-
 from tests.support.server import ROOT, publish, run_to_end, text_graph, wait_status
 
 
@@ -137,3 +136,26 @@ def test_db_copy_moves_an_embedded_install_to_postgresql(make_server: Any, pg_ur
         img = c.get(f"/api/v1/workflows/executions/{img_done['executionId']}/poll").json()
         assert httpx.get(img["outputs"]["img"]["url"]).status_code == 200
         assert run_to_end(c, wid, {"prompt": "after"})["outputs"] == {"greeting": "Hello after!"}
+
+
+def test_webhook_callbacks_on_postgresql(make_server: Any, pg_url: str) -> None:
+    """The delivery sender claims outbox rows with SKIP LOCKED on PostgreSQL; retries keep their webhook-id."""
+    from tests.webhooks.receiver import Receiver
+
+    receiver = Receiver().start()
+    try:
+        server = make_server(database_url=pg_url, allow_private_urls=True, webhook_retry_schedule="0.2,0.2,0.2",
+                             webhook_poll_interval_seconds=0.05, webhook_retry_jitter=0)
+        _a, key = server.account()
+        receiver.answer(500)
+        with server.client(key) as c:
+            wid = publish(c, text_graph())
+            r = c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"prompt": "pg"},
+                                                                  "webhookUrl": receiver.url})
+            assert r.status_code == 202, r.text
+            got = receiver.wait_for(2, timeout=30)
+        assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
+        body = json.loads(got[1].body)
+        assert body["type"] == "execution.completed" and body["outputs"] == {"greeting": "Hello pg!"}
+    finally:
+        receiver.stop()

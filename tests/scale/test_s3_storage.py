@@ -10,7 +10,6 @@ import boto3
 import httpx
 import pytest
 from PIL import Image
-
 from tests.support.server import free_port, publish, run_to_end
 
 

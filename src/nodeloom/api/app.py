@@ -16,9 +16,7 @@ from nodeloom.api import errors
 from nodeloom.api.idempotency import IdempotencyMiddleware
 from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from nodeloom.api.ratelimit import RateLimitMiddleware
-from nodeloom.api.routes import executions, files, keys, nodes, usage, webhooks, workflows
-from nodeloom.api.routes import providers
-from nodeloom.api.routes import auth
+from nodeloom.api.routes import auth, executions, files, keys, nodes, providers, usage, webhooks, workflows
 from nodeloom.settings import Settings
 from nodeloom.worker import Runtime
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nodeloom.logs import request_id_var
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class RequestIdMiddleware:

@@ -3,7 +3,7 @@
 Imports only the stdlib and pydantic. It reports what happens solely by yielding events.
 """
 
-from nodeloom.engine.errors import GraphError, NodeError, NodeCancelled
+from nodeloom.engine.errors import GraphError, NodeCancelled, NodeError
 from nodeloom.engine.graph import Graph, Link, NodeInstance
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.registry import Registry

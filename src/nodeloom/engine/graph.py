@@ -14,7 +14,7 @@ from typing import Any
 from nodeloom.engine.errors import GraphError
 from nodeloom.engine.node import Node
 from nodeloom.engine.registry import Registry
-from nodeloom.engine.schema import check_value, compatible, element_type, fans_out, is_list, list_of
+from nodeloom.engine.schema import check_value, compatible, element_type, fans_out, list_of
 
 MAX_ID_LENGTH = 64
 

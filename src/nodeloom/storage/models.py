@@ -169,7 +169,7 @@ class File(Base):
 __all__ = ["Account", "ApiKey", "Base", "Execution", "ExecutionEvent", "ExecutionNode", "File", "Job",
            "Workflow", "WorkflowVersion", "UniqueConstraint"]
 
-from nodeloom.storage import models_webhooks as _webhook_tables  # noqa: E402,F401  (registers them with Base.metadata)
 from nodeloom.storage import models_platform as _platform_tables  # noqa: E402,F401  (registers them with Base.metadata)
 from nodeloom.storage import models_providers as _provider_tables  # noqa: E402,F401  (registers them with Base.metadata)
 from nodeloom.storage import models_users as _user_tables  # noqa: E402,F401  (registers them with Base.metadata)
+from nodeloom.storage import models_webhooks as _webhook_tables  # noqa: E402,F401  (registers them with Base.metadata)
