@@ -204,3 +204,12 @@ def test_runs_on_the_accounts_own_vendor_key_cost_byok_credits(platform: Callabl
                            {"COMPLETED"})
         assert done["nodes"]["gen"]["credits"] == 10.0
     assert balance(server, account_id) == 9
+
+
+def test_opening_balance_is_a_ledger_grant(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
+    account_id, _key = server.account(credits=42)
+    entries = server.runtime.billing.ledger(account_id)
+    assert entries == [{"kind": "grant", "amount": 42.0, "executionId": None, "nodeId": None,
+                        "note": "initial credits"}]
+    assert sum(e["amount"] for e in entries if e["kind"] == "grant") == server.runtime.billing.balance(account_id)

@@ -18,6 +18,7 @@ from nodeloom.errors import NotFound, Unauthorized, ValidationFailed
 from nodeloom.services.ids import new_id
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Account, ApiKey
+from nodeloom.storage.models_platform import CreditEntry
 from nodeloom.types import ALL_SCOPES
 from nodeloom.webhooks import generate_secret
 
@@ -51,6 +52,10 @@ class AccountService:
                           webhook_secret=generate_secret(), limits={}, created_at=self.clock.now())
         with self.db.write() as s:
             s.add(account)
+            if account.credits > 0:  # the opening balance is a grant like any other, so the ledger adds up
+                s.flush()
+                s.add(CreditEntry(account_id=account.id, kind="grant", amount=account.credits,
+                                  note="initial credits", created_at=account.created_at))
         return account
 
     def get_account(self, account_id: str) -> Account:
