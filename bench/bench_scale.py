@@ -6,7 +6,6 @@ Run: .venv/bin/python bench/bench_scale.py   (needs the local PostgreSQL and Red
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import statistics
 import subprocess
@@ -18,11 +17,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._server import ROOT, BenchServer  # noqa: E402
+from bench._server import LIFTED, ROOT, BenchServer  # noqa: E402
 from bench.bench_engine import THREE_NODE, drain, pct  # noqa: E402
-
-LIFTED = json.dumps({"enterprise": {"requests_per_minute": 10_000_000, "executions_per_minute": 10_000_000,
-                                    "concurrency": 100_000}})
 
 
 async def measure(label: str, srv: BenchServer, n: int = 400) -> tuple[float, float, float]:
