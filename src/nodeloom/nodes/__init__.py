@@ -9,6 +9,7 @@ from nodeloom.engine.node import Node
 
 PACKS: tuple[str, ...] = (
     "nodeloom.nodes.core",
+    "nodeloom.nodes.util",
     "nodeloom.nodes.workflow_io",
     "nodeloom.nodes.text",
     "nodeloom.nodes.prompt",
