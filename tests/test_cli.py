@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -105,3 +106,36 @@ def test_serve_demo_creates_credentials_once(tmp_path: Path) -> None:
             proc.terminate()
             output = proc.communicate(timeout=20)[0]
         assert creds["apiKey"] in output
+
+
+def test_demo_includes_the_offline_poster_workflow(tmp_path: Path) -> None:
+    """With the offline models installed, `serve --demo` publishes a workflow that uses them end to end."""
+    from fastapi.testclient import TestClient
+
+    from nodeloom.api import create_app
+    from nodeloom.demo import ensure_demo
+    from nodeloom.settings import Settings
+    from nodeloom.worker import Runtime
+
+    settings = Settings(data_dir=tmp_path / "d", secret_key="test-secret-key-0123456789", process_pool_size=0)
+    rt = Runtime(settings, migrate=True)
+    if rt.registry.unavailable_reason("upscale.realesrgan") or rt.registry.unavailable_reason("background.remove"):
+        import pytest
+
+        if os.environ.get("CI") == "true":
+            pytest.fail("the offline models must be installed in CI (make models)")
+        pytest.skip("offline models not installed")
+    creds = ensure_demo(rt)
+    with TestClient(create_app(settings, runtime=rt)) as c:
+        r = c.post(f"/api/v1/workflows/{creds['posterWorkflowId']}/execute", json={"inputs": {"caption": "hi"}},
+                   headers={"Authorization": f"Bearer {creds['apiKey']}", "Prefer": "wait=120"})
+        body = r.json()
+        assert body["status"] == "COMPLETED", body
+        poster = body["outputs"]["poster"]
+        assert (poster["width"], poster["height"]) == (640, 400)
+        img = Image.open(io.BytesIO(c.get(poster["url"].replace("http://testserver", "")).content)).convert("RGB")
+        # the dark rectangle of the sample (its background) is gone: the gradient shows through there
+        assert sum(img.getpixel((120, 340))) > 3 * 60
+        # the subject (the yellow disc) survived the cut-out and the upscale
+        r_, g, b = img.getpixel((320, 210))
+        assert r_ > 200 and g > 150 and b < 120

@@ -68,6 +68,8 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
         console.print(f"  API key:      [bold]{creds['apiKey']}[/]")
         if creds.get("workflowId"):
             console.print(f"  demo workflow: {creds['workflowId']}")
+        if creds.get("posterWorkflowId"):
+            console.print(f"  offline-models demo workflow: {creds['posterWorkflowId']}")
         if creds.get("email"):
             console.print(f"  dashboard login: {creds['email']} / {creds['password']}")
         console.print(f"  (saved in {creds['path']})\n")

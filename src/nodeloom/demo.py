@@ -49,6 +49,37 @@ def demo_graph(file_id: str) -> dict[str, Any]:
     ]}
 
 
+def poster_graph(file_id: str) -> dict[str, Any]:
+    """The offline-models demo: cut out the subject, upscale it ×2, put it on a gradient, caption it."""
+    return {"nodes": [
+        {"id": "photo", "type": "input.image", "params": {"name": "image", "default": file_id},
+         "position": {"x": 0, "y": 0}},
+        {"id": "caption", "type": "input.text", "params": {"name": "caption", "default": "made offline with nodeloom"},
+         "position": {"x": 0, "y": 240}},
+        {"id": "small", "type": "image.resize", "inputs": {"image": {"from": "photo", "output": "image"}},
+         "params": {"width": 320, "height": 320, "mode": "fit"}, "position": {"x": 260, "y": 0}},
+        {"id": "cut", "type": "background.remove", "inputs": {"image": {"from": "small", "output": "image"}},
+         "position": {"x": 520, "y": 0}},
+        {"id": "up", "type": "upscale.realesrgan", "params": {"scale": 2},
+         "inputs": {"image": {"from": "cut", "output": "image"}}, "position": {"x": 780, "y": 0}},
+        {"id": "bg", "type": "image.gradient", "params": {"width": 640, "height": 400, "start": "#1d2b64",
+                                                          "end": "#f8cdda", "direction": "diagonal"},
+         "position": {"x": 780, "y": 240}},
+        {"id": "comp", "type": "image.composite", "inputs": {"image": {"from": "bg", "output": "image"},
+                                                             "overlay": {"from": "up", "output": "image"}},
+         "position": {"x": 1040, "y": 100}},
+        {"id": "text", "type": "image.text_overlay", "params": {"size": 36, "strokeWidth": 2},
+         "inputs": {"image": {"from": "comp", "output": "image"}, "text": {"from": "caption", "output": "text"}},
+         "position": {"x": 1300, "y": 100}},
+        {"id": "out", "type": "output.image", "inputs": {"image": {"from": "text", "output": "image"}},
+         "params": {"name": "poster"}, "position": {"x": 1560, "y": 100}},
+    ]}
+
+
+def _available(rt: Any, types: list[str]) -> bool:
+    return all(rt.registry.get(t) is not None and rt.registry.unavailable_reason(t) is None for t in types)
+
+
 def ensure_demo(rt: Any) -> dict[str, Any]:
     """Create the demo once; on later starts read back and return the same credentials."""
     path = Path(rt.settings.data_dir) / CREDENTIALS
@@ -68,6 +99,13 @@ def ensure_demo(rt: Any) -> dict[str, Any]:
     rt.workflows.publish(account_id=account.id, workflow_id=wf["id"])
     creds: dict[str, Any] = {"accountId": account.id, "apiKey": token, "workflowId": wf["id"],
                              "sampleFileId": stored.id}
+    if _available(rt, ["background.remove", "upscale.realesrgan"]):  # the offline models are installed
+        poster = rt.workflows.create(account_id=account.id, name="Offline poster",
+                                     description="Background removal, Real-ESRGAN ×2, a gradient and a caption — "
+                                                 "all with models that run on this machine.",
+                                     graph=poster_graph(stored.id))
+        rt.workflows.publish(account_id=account.id, workflow_id=poster["id"])
+        creds["posterWorkflowId"] = poster["id"]
     extra = getattr(rt, "demo_user_hook", None)
     if extra is not None:
         creds.update(extra(account.id))

@@ -292,3 +292,15 @@ def test_version_field_in_poll(api: tuple[httpx.Client, str], version: Any) -> N
     c, _ = api
     wid = publish(c, text_graph())
     assert run_to_end(c, wid, version=version)["version"] == version
+
+
+def test_a_dead_pool_process_fails_one_node_not_the_server(api: tuple[httpx.Client, str]) -> None:
+    c, _ = api
+    crash = publish(c, {"nodes": [{"id": "boom", "type": "test.crash_pool"}]})
+    failed = run_to_end(c, crash)
+    assert failed["status"] == "FAILED" and failed["error"]["nodeId"] == "boom"
+    assert "BrokenProcessPool" in failed["error"]["message"]
+    pid = publish(c, {"nodes": [{"id": "p", "type": "test.pid"},
+                                {"id": "o", "type": "output.json", "inputs": {"value": {"from": "p", "output": "cpu"}},
+                                 "params": {"name": "cpu"}}]})
+    assert run_to_end(c, pid)["status"] == "COMPLETED"  # the pool was replaced

@@ -76,5 +76,22 @@ class Counter(Node):
         return {"value": value}
 
 
+def _die(_: Any = None) -> int:
+    os._exit(13)  # a child that dies abruptly, like a segfaulting native library
+
+
+class Crash(Node):
+    type = "test.crash_pool"
+    display_name = "Crash a pool process"
+    description = "Kills the process-pool child it runs in."
+    inputs = (Port("value", "any", required=False),)
+    outputs = (Port("value", "any"),)
+    deterministic = False
+
+    async def run(self, ctx: Context, value: Any = None) -> dict[str, Any]:
+        await ctx.run_cpu(_die, None)
+        return {"value": value}
+
+
 def nodes() -> list[type[Node]]:
-    return [ProcessId, Fail, Sleep, Timeboxed, Counter]
+    return [ProcessId, Fail, Sleep, Timeboxed, Counter, Crash]

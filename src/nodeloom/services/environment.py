@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -16,15 +17,42 @@ from nodeloom.storage.models import ExecutionNode
 T = TypeVar("T")
 
 
-def make_process_pool(size: int) -> Executor | None:
-    """A spawn-based pool (fork is unsafe beside threads and an event loop); None means threads."""
+class ResilientProcessPool:
+    """A spawn-based process pool (fork is unsafe beside threads and an event loop) that replaces itself
+    when a child dies (a segfaulting library, the OOM killer), so one crash does not break every later
+    CPU-heavy node. The call that hit the broken pool is retried once on the new one."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.size, mp_context=multiprocessing.get_context("spawn"))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            if self._pool is pool:
+                self._pool = self._new()
+                pool.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def make_process_pool(size: int) -> ResilientProcessPool | None:
+    """None means threads."""
     if size <= 0:
         return None
-    return ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+    return ResilientProcessPool(size)
 
 
 class ExecutionEnvironment:
-    def __init__(self, *, db: Database, execution_id: str, pool: Executor | None,
+    def __init__(self, *, db: Database, execution_id: str, pool: ResilientProcessPool | None,
                  services: Mapping[str, Any], secrets: Mapping[str, str], memory: dict[str, dict[str, Any]]):
         self.db = db
         self.execution_id = execution_id
@@ -36,7 +64,7 @@ class ExecutionEnvironment:
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
         if self.pool is None:
             return await asyncio.to_thread(fn, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        return await self.pool.run(fn, *args)
 
     async def run_thread(self, fn: Callable[..., T], /, *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)

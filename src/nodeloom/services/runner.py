@@ -7,7 +7,6 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ class LeaseLost(Exception):
 
 class ExecutionRunner:
     def __init__(self, *, db: Database, registry: Registry, queue: QueueBackend, files: FileService, hub: EventHub,
-                 clock: Clock, cache: MemoryCache, pool: Executor | None, services: Mapping[str, Any],
+                 clock: Clock, cache: MemoryCache, pool: Any, services: Mapping[str, Any],
                  secrets: Mapping[str, str], limits: Limits, options: RunOptions, heartbeat_seconds: float,
                  work_root: Path, max_attempts: int = 5):
         self.db = db
