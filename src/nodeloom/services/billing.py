@@ -109,7 +109,9 @@ class BillingService:
         return credits(max(0.0, float(node_type.price(params))))
 
     def estimate(self, graph: Graph, *, account_id: str) -> Estimate:
-        own = self.own_keys(account_id)
+        # the account's own vendor keys matter only to hosted nodes: skip the lookup for local-only graphs
+        hosted = any(node_providers(node.type) for node in graph.nodes.values())
+        own = self.own_keys(account_id) if hosted else ()
         breakdown: list[NodePrice] = []
         for nid in graph.order:
             node = graph.nodes[nid]

@@ -78,6 +78,8 @@ class LimitsService:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self._days_day: str | None = None
+        self._days_seen: set[str] = set()
         self.enforce = settings.rate_limits_enabled
         self.window_seconds = settings.rate_limit_window_seconds
         self.shared = bool(settings.redis_url)
@@ -192,11 +194,21 @@ class LimitsService:
         _name, plan = self.plan_for(account_id, session=s)
         now = self.clock.now()
         day = day_of(now)
-        ensure_day(s, account_id=account_id, day=day)
+        if self._days_day != day:  # today's counter rows this process has seen (saves an insert per submit)
+            self._days_day, self._days_seen = day, set()
+        known = account_id in self._days_seen
+        if not known:
+            ensure_day(s, account_id=account_id, day=day)
         stmt = update(UsageDay).where(UsageDay.account_id == account_id, UsageDay.day == day)
         if plan.executions_per_day is not None:
             stmt = stmt.where(UsageDay.executions < plan.executions_per_day)
-        res = s.execute(stmt.values(executions=UsageDay.executions + 1).execution_options(synchronize_session=False))
+        stmt = stmt.values(executions=UsageDay.executions + 1).execution_options(synchronize_session=False)
+        res = s.execute(stmt)
+        if res.rowcount == 0 and known:  # the row may be gone (a rolled-back first insert): make sure, once
+            ensure_day(s, account_id=account_id, day=day)
+            res = s.execute(stmt)
+        if res.rowcount == 1:
+            self._days_seen.add(account_id)
         if res.rowcount == 0:
             wait = seconds_to_midnight(now)
             raise RateLimited(f"the daily quota of {plan.executions_per_day} executions is used up; it resets at "
