@@ -78,6 +78,8 @@ def test_sigkill_while_queued_and_running_resumes_from_completed_nodes(tmp_path:
             assert time.time() < deadline, polls
             time.sleep(0.1)
         assert [p["outputs"]["result"] for p in polls] == ["v0", "v1", "v2", "v3"]
+        assert [p["creditsUsed"] for p in polls] == [1.0] * 4  # the priced node: charged once, never twice
+        assert c.get("/api/v1/account").json()["credits"] == 100 - 4
         # the two that were running resumed from their completed node: `first` ran once per execution
         runs = counter.read_text().splitlines()
         assert sorted(runs) == sorted(ids)

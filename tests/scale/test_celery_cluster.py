@@ -97,6 +97,22 @@ def test_killed_worker_hands_its_executions_to_the_other(cluster: Cluster, tmp_p
     assert set(runs.values()) == {1}  # resumed from the completed node: it never ran twice
     for r in results:
         assert r["nodes"]["count"]["status"] == "COMPLETED"
+        assert r["creditsUsed"] == 1.0 and r["nodes"]["count"]["credits"] == 1.0  # charged once
+    assert client.get("/api/v1/account").json()["credits"] == 100000 - 4
+
+
+def test_rate_limits_hold_across_both_api_processes(cluster: Cluster) -> None:
+    a = cluster.api()
+    b = cluster.api()
+    key = json.loads(cluster.cli("accounts", "create", "--name", "free", "--plan", "free", "--json")
+                     .strip().splitlines()[-1])["apiKey"]
+    headers = {"Authorization": f"Bearer {key}"}
+    codes = [httpx.get(f"{(a, b)[i % 2]}/api/v1/workflows", headers=headers).status_code for i in range(14)]
+    assert codes[:10] == [200] * 10  # the free plan's 10 requests a minute, shared by both processes
+    assert codes[10:] == [429] * 4
+    r = httpx.get(f"{b}/api/v1/workflows", headers=headers)
+    assert r.headers["x-ratelimit-limit"] == "10" and r.headers["x-ratelimit-remaining"] == "0"
+    assert 0 < int(r.headers["retry-after"]) <= 60
 
 
 def test_sse_on_one_api_sees_events_from_a_worker(cluster: Cluster, tmp_path: Path) -> None:

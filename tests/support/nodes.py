@@ -69,6 +69,7 @@ class Counter(Node):
     params = (Param("path", "text", required=True),)
     outputs = (Port("value", "any"),)
     deterministic = True
+    credits = 1  # priced, so tests can check that a resumed execution charges it exactly once
 
     async def run(self, ctx: Context, path: str, value: Any = None) -> dict[str, Any]:
         with open(path, "a") as f:
