@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
-
 from tests.support.server import publish, run_to_end
 
 
