@@ -93,7 +93,8 @@ def test_serve_demo_prints_a_dashboard_login_that_works(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             assert r.json()["account"]["id"] == creds["accountId"]
             workflows = c.get("/api/v1/workflows").json()["data"]
-            assert [w["id"] for w in workflows] == [creds["workflowId"]]
+            demo_ids = {creds["workflowId"], creds.get("posterWorkflowId")} - {None}
+            assert {w["id"] for w in workflows} == demo_ids
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
