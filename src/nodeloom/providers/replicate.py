@@ -11,28 +11,20 @@ Errors are RFC 7807 problem details: {"title", "detail", "status"}; 429 carries 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from nodeloom.providers._http import VendorHTTP, is_media_url
+from nodeloom.providers._http import is_media_url
+from nodeloom.providers._queued import QueuedVendor
 from nodeloom.providers.base import (
-    DEFAULT_POLLING,
-    Clock,
     JobState,
     JobStatus,
-    OnProgress,
-    OnSubmitted,
-    Polling,
     ProviderResult,
-    Sleep,
     progress_from_logs,
-    run_job,
 )
-from nodeloom.providers.errors import ProviderError, ProviderUnavailable
+from nodeloom.providers.errors import ProviderError
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 
@@ -46,64 +38,22 @@ _STATES = {
 }
 
 
-class ReplicateProvider:
+class ReplicateProvider(QueuedVendor):
     name = "replicate"
     key_setting = "REPLICATE_API_TOKEN"
+    key_description = "a Replicate API token"
+    account_key_label = "Replicate"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        http: httpx.AsyncClient,
-        base_url: str = DEFAULT_BASE_URL,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-        polling: Polling = DEFAULT_POLLING,
-        request_timeout: float = 60.0,
-    ):
-        self._api_key = api_key
-        self._clock = clock
-        self._sleep = sleep
-        self._polling = polling
-        self._http = VendorHTTP(
-            provider=self.name,
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-            http=http,
-            describe=describe_error,
-            clock=clock,
-            timeout=request_timeout,
-        )
+    def __init__(self, *, base_url: str = DEFAULT_BASE_URL, **kwargs: Any):
+        super().__init__(base_url=base_url, **kwargs)
 
-    @property
-    def unavailable_reason(self) -> str | None:
-        if self._api_key:
-            return None
-        return f"set {self.key_setting} (a Replicate API token) or store the account's own Replicate key"
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
 
-    async def run(
-        self,
-        model: str,
-        arguments: Mapping[str, Any],
-        *,
-        on_progress: OnProgress | None = None,
-        on_submitted: OnSubmitted | None = None,
-        resume_request_id: str | None = None,
-        deadline: float | None = None,
-    ) -> ProviderResult:
-        self._require_key()
-        return await run_job(
-            self,
-            model,
-            arguments,
-            on_progress=on_progress,
-            on_submitted=on_submitted,
-            resume_request_id=resume_request_id,
-            deadline=deadline,
-            clock=self._clock,
-            sleep=self._sleep,
-            polling=self._polling,
-        )
+    @staticmethod
+    def describe_error(response: httpx.Response) -> str:
+        return describe_error(response)
 
     async def submit(self, model: str, arguments: Mapping[str, Any], *, deadline: float | None = None) -> str:
         self._require_key()
@@ -163,9 +113,6 @@ class ReplicateProvider:
             raise ProviderError("the API answered a prediction that is not an object", provider=self.name)
         return prediction
 
-    def _require_key(self) -> None:
-        if reason := self.unavailable_reason:
-            raise ProviderUnavailable(reason, provider=self.name)
 
 
 def describe_error(response: httpx.Response) -> str:
