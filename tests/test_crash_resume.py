@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.server import ROOT, free_port, spawn_server, wait_http
+from tests.support.server import cli_account, free_port, spawn_server, wait_http
 
 pytestmark = pytest.mark.slow
 
 
-def create_account(data_dir: Path) -> str:
-    import os
-
-    env = {**os.environ, "NODELOOM_DATA_DIR": str(data_dir), "NODELOOM_SECRET_KEY": "test-secret-key-0123456789",
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "nodeloom.cli", "accounts", "create", "--name", "crash", "--plan",
-                          "enterprise", "--credits", "100", "--json"], env=env, cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["apiKey"]
-
-
 def test_sigkill_while_queued_and_running_resumes_from_completed_nodes(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    key = create_account(data)
+    key = cli_account(data, name="crash")
     counter = tmp_path / "runs.txt"
     graph = {"nodes": [
         {"id": "p", "type": "input.text", "params": {"name": "p", "default": "v"}},

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 from tests.hosted.helpers import flux_graph, standin_env, wait_until
-from tests.support.server import ROOT, free_port, publish, spawn_server, wait_http, wait_status
+from tests.support.server import cli_account, free_port, publish, spawn_server, wait_http, wait_status
 
 from nodeloom.storage.models import ExecutionNode
 
@@ -47,15 +45,6 @@ def test_a_resumed_node_polls_the_remembered_job_instead_of_submitting(hosted_se
     assert done["nodes"]["gen"]["outputs"]["vendor"]["requestId"] == request_id
 
 
-def _create_account(data_dir: Path) -> str:
-    env = {**os.environ, "NODELOOM_DATA_DIR": str(data_dir), "NODELOOM_SECRET_KEY": "test-secret-key-0123456789",
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "nodeloom.cli", "accounts", "create", "--name", "hosted", "--plan",
-                          "enterprise", "--credits", "100", "--json"], env=env, cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    return str(json.loads(out.stdout.strip().splitlines()[-1])["apiKey"])
-
-
 def _remembered(data_dir: Path, execution_id: str) -> dict[str, object] | None:
     with sqlite3.connect(data_dir / "nodeloom.db") as db:
         row = db.execute("SELECT memory FROM execution_nodes WHERE execution_id = ? AND node_id = 'gen'",
@@ -71,7 +60,7 @@ def test_sigkill_while_the_vendor_works_resumes_polling_the_same_job(no_provider
     fal_standin.behaviour.queue_positions = (4,) * 100_000
     env = standin_env(fal_standin, replicate_standin, openai_standin, gemini_standin)
     data = tmp_path / "data"
-    key = _create_account(data)
+    key = cli_account(data)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = spawn_server(data, port, env)

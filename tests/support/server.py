@@ -162,3 +162,15 @@ def wait_http(url: str, timeout: float = 90) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"server at {url} did not come up")
+
+
+def cli_account(data_dir: Path, *, name: str = "test", plan: str = "enterprise", credits: float = 100) -> str:
+    """Create an account with the real CLI (`nodeloom accounts create --json`) against a data dir; its API key."""
+    import json
+
+    env = {**os.environ, "NODELOOM_DATA_DIR": str(data_dir), "NODELOOM_SECRET_KEY": "test-secret-key-0123456789",
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "nodeloom.cli", "accounts", "create", "--name", name, "--plan", plan,
+                          "--credits", str(credits), "--json"], env=env, cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return str(json.loads(out.stdout.strip().splitlines()[-1])["apiKey"])
