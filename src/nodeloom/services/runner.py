@@ -35,6 +35,10 @@ from nodeloom.types import TERMINAL_STATUSES
 log = logging.getLogger("nodeloom.runner")
 
 
+#: how long the event writer waits to gather more events into one transaction
+COALESCE_S = 0.005
+
+
 class LeaseLost(Exception):
     """Another worker owns this execution now; stop without writing anything more."""
 
@@ -374,6 +378,10 @@ class _Writer:
             if first is None:
                 return
             batch = [first]
+            if first.type not in ev.TERMINAL_EVENTS:
+                # a fast graph emits its next events within a few milliseconds: wait that long for them, so
+                # one transaction carries several events instead of one each (SSE sees them COALESCE_S later)
+                await asyncio.sleep(COALESCE_S)
             while not self.queue.empty():
                 item = self.queue.get_nowait()
                 if item is None:
