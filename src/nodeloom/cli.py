@@ -63,7 +63,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
     if demo:
         creds = ensure_demo(rt)
         url = f"http://{host}:{port}"
-        console.print(f"\n[bold green]nodeloom is starting at {url}[/]  (API docs: {url}/docs)")
+        console.print(f"\n[bold green]nodeloom is starting at {url}[/]  (API docs: {url}/docs)", soft_wrap=True)
         console.print(f"  demo account: {creds['accountId']}")
         console.print(f"  API key:      [bold]{creds['apiKey']}[/]")
         if creds.get("workflowId"):
@@ -75,7 +75,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
         console.print(f"  (saved in {creds['path']})\n")
         console.print(f"  try: curl -s -X POST {url}/api/v1/workflows/{creds.get('workflowId')}/execute "
                       f"-H 'Authorization: Bearer {creds['apiKey']}' -H 'Content-Type: application/json' "
-                      "-d '{\"inputs\": {}}'\n")
+                      "-H 'Prefer: wait=30' -d '{\"inputs\": {}}'\n", soft_wrap=True)
     from nodeloom.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
