@@ -22,8 +22,19 @@ from nodeloom.engine.registry import Registry
 from nodeloom.media.urlguard import AddressGuard, FetchError, GuardedClient
 from nodeloom.media.values import MediaFile
 from nodeloom.nodes import builtin_nodes
+from nodeloom.services.hosted import HostedModels, ProviderSettings
 from nodeloom.services.media import decode_image
 from nodeloom.settings import Settings
+
+
+class NoAccountKeys:
+    """Local runs have no account: only the operator's vendor keys (from the environment) serve hosted nodes."""
+
+    def stored(self, account_id: str) -> frozenset[str]:
+        return frozenset()
+
+    def decrypted(self, account_id: str) -> dict[str, str]:
+        return {}
 
 
 class LocalMedia:
@@ -77,8 +88,11 @@ async def run_local(raw: Any, inputs: dict[str, Any], out: Path, console: Consol
             console.print(f"[red]{d['path']}[/]: {d['message']}")
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    client = GuardedClient(AddressGuard(allow_private=settings.allow_private_urls))
-    env = LocalEnvironment({"media": LocalMedia(client, settings.max_fetch_bytes), "workdir": out})
+    hosted = HostedModels(ProviderSettings(), keys=NoAccountKeys())  # type: ignore[arg-type]
+    client = GuardedClient(AddressGuard(allow_private=settings.allow_private_urls,
+                                        trusted_hosts=hosted.settings.configured_base_urls()))
+    env = LocalEnvironment({"media": LocalMedia(client, settings.max_fetch_bytes), "workdir": out, "http": client,
+                            "providers": hosted})
     code = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
                   TimeElapsedColumn(), console=console) as progress:
@@ -100,4 +114,5 @@ async def run_local(raw: Any, inputs: dict[str, Any], out: Path, console: Consol
                 for name, value in (event.outputs or {}).items():
                     console.print(f"[green]{name}[/] → {_write_output(out, name, value)}")
     await client.aclose()
+    await hosted.aclose()
     return code
