@@ -304,3 +304,31 @@ def test_a_dead_pool_process_fails_one_node_not_the_server(api: tuple[httpx.Clie
                                 {"id": "o", "type": "output.json", "inputs": {"value": {"from": "p", "output": "cpu"}},
                                  "params": {"name": "cpu"}}]})
     assert run_to_end(c, pid)["status"] == "COMPLETED"  # the pool was replaced
+
+
+def test_router_branch_without_a_value_is_skipped_and_free(api: tuple[httpx.Client, str], tmp_path: Any) -> None:
+    c, _ = api
+    counter = tmp_path / "runs.txt"
+    wid = publish(c, {"nodes": [
+        {"id": "p", "type": "input.text", "params": {"name": "p", "default": "x"}},
+        {"id": "which", "type": "input.integer", "params": {"name": "route", "default": 1}},
+        {"id": "r", "type": "logic.router", "inputs": {"value": {"from": "p", "output": "text"},
+                                                       "route": {"from": "which", "output": "value"}}},
+        {"id": "a", "type": "test.count", "params": {"path": str(counter)},
+         "inputs": {"value": {"from": "r", "output": "out0"}}},
+        {"id": "b", "type": "test.count", "params": {"path": str(counter)},
+         "inputs": {"value": {"from": "r", "output": "out1"}}},
+        {"id": "after_a", "type": "text.case", "inputs": {"text": {"from": "a", "output": "value"}}},
+        {"id": "pick", "type": "logic.coalesce", "inputs": {"a": {"from": "a", "output": "value"},
+                                                            "b": {"from": "b", "output": "value"}}},
+        {"id": "o", "type": "output.json", "params": {"name": "v"}, "inputs": {"value": {"from": "pick", "output": "value"}}},
+    ]})
+    done = run_to_end(c, wid, {"p": "hello", "route": 1})
+    assert done["status"] == "COMPLETED", done
+    assert done["outputs"] == {"v": "hello"}
+    assert len(counter.read_text().split()) == 1  # only branch b ran
+    assert done["creditsUsed"] == 1.0 and done["nodes"]["a"]["credits"] == 0.0 and done["nodes"]["b"]["credits"] == 1.0
+    events = read_sse(c, f"/api/v1/workflows/executions/{done['executionId']}/events")
+    skipped = {e["data"]["nodeId"] for e in events if e["event"] == "node.completed" and e["data"].get("skipped")}
+    assert skipped == {"a", "after_a"}  # skipping flows downstream
+    assert not [e for e in events if e["event"] == "node.started" and e["data"]["nodeId"] in skipped]

@@ -65,7 +65,7 @@ class Counter(Node):
     type = "test.count"
     display_name = "Counter"
     description = "Appends a line to a file each time it runs (counts real runs across restarts)."
-    inputs = (Port("value", "any", required=False),)
+    inputs = (Port("value", "any"),)
     params = (Param("path", "text", required=True),)
     outputs = (Port("value", "any"),)
     deterministic = True

@@ -126,6 +126,16 @@ async def run(
         async with sem:
             if cancel.is_set():
                 return
+            kwargs = gather_inputs(node)
+            # a required input whose link carries no value (a router's other branch): the node does not run
+            missing = [p.name for p in node.type.inputs
+                       if p.required and p.default is None and p.name in node.links and kwargs.get(p.name) is None]
+            if missing:
+                results[nid] = {p.name: None for p in node.type.outputs}
+                await queue.put(ev.Event(ev.NODE_COMPLETED, nid, {
+                    "nodeId": nid, "cached": False, "skipped": True, "durationMs": 0,
+                    "message": "skipped: no value for " + ", ".join(missing)}, results[nid]))
+                return
             key = keys[nid]
             cacheable = cache is not None and node.type.role == "node" and node.type.is_deterministic(node.params)
             if cacheable:
@@ -137,7 +147,6 @@ async def run(
                     return
             started = time.perf_counter()
             await queue.put(ev.Event(ev.NODE_STARTED, nid, {"nodeId": nid, "nodeType": node.type.type}))
-            kwargs = gather_inputs(node)
             try:
                 out = await run_fanned(node, kwargs) if node.fanned_inputs else await call(node, kwargs, None)
             except (NodeCancelled, asyncio.CancelledError):

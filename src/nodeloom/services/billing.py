@@ -230,7 +230,7 @@ class BillingService:
     def on_node_completed(self, s: Session, ex: Execution, row: ExecutionNode, node: NodeInstance,
                           data: dict[str, Any]) -> None:
         """Runner node hook: settle a node that ran from the execution's hold (once per node)."""
-        if data.get("cached"):
+        if data.get("cached") or data.get("skipped"):
             return
         elements = data.get("elements")
         count = int(elements) if isinstance(elements, int) and node.fanned_inputs else 1

@@ -30,6 +30,14 @@ describe("run state", () => {
     expect(isTerminal(run.status)).toBe(true);
   });
 
+  it("shows a node the server skipped (a router branch without a value) as skipped and done", () => {
+    let run = initialRun(["a", "b"]);
+    run = applyRunEvent(run, "node.completed", { nodeId: "a", skipped: true });
+    expect(run.nodes.a.status).toBe("skipped");
+    run = applyRunEvent(run, "node.completed", { nodeId: "b" });
+    expect(run.progress).toBe(1);
+  });
+
   it("ignores unknown events and events without a node id", () => {
     const run = initialRun(["a"]);
     expect(applyRunEvent(run, "something.else", {})).toBe(run);

@@ -74,7 +74,7 @@ function completedShare(nodes: Record<string, NodeRunState>): number {
   if (states.length === 0) return 0;
   let done = 0;
   for (const state of states) {
-    if (state.status === "completed" || state.status === "cached" || state.status === "failed") done += 1;
+    if (state.status === "completed" || state.status === "cached" || state.status === "failed" || state.status === "skipped") done += 1;
     else if (state.status === "running" && state.progress !== null) done += state.progress;
   }
   return done / states.length;
@@ -98,7 +98,7 @@ export function applyRunEvent(run: RunSnapshot, type: string, data: Record<strin
     case "node.completed":
       return nodeId
         ? updateNode(run, nodeId, {
-            status: data.cached === true ? "cached" : "completed",
+            status: data.skipped === true ? "skipped" : data.cached === true ? "cached" : "completed",
             progress: 1,
             credits: typeof data.credits === "number" ? data.credits : null,
           })
