@@ -66,7 +66,7 @@ async def run(
         data: dict[str, Any] = {"nodeId": node_id, "progress": fraction}
         if message:
             data["message"] = message
-        await queue.put(ev.Event(ev.NODE_PROGRESS, node_id, data))
+        queue.put_nowait(ev.Event(ev.NODE_PROGRESS, node_id, data))
 
     def gather_inputs(node: NodeInstance) -> dict[str, Any]:
         values = dict(node.literals)
@@ -132,7 +132,7 @@ async def run(
                        if p.required and p.default is None and p.name in node.links and kwargs.get(p.name) is None]
             if missing:
                 results[nid] = {p.name: None for p in node.type.outputs}
-                await queue.put(ev.Event(ev.NODE_COMPLETED, nid, {
+                queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {
                     "nodeId": nid, "cached": False, "skipped": True, "durationMs": 0,
                     "message": "skipped: no value for " + ", ".join(missing)}, results[nid]))
                 return
@@ -142,11 +142,11 @@ async def run(
                 hit = await cache.get(key)  # type: ignore[union-attr]
                 if hit is not None:
                     results[nid] = hit
-                    await queue.put(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": True,
+                    queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": True,
                                                                     "durationMs": 0}, hit))
                     return
             started = time.perf_counter()
-            await queue.put(ev.Event(ev.NODE_STARTED, nid, {"nodeId": nid, "nodeType": node.type.type}))
+            queue.put_nowait(ev.Event(ev.NODE_STARTED, nid, {"nodeId": nid, "nodeType": node.type.type}))
             try:
                 out = await run_fanned(node, kwargs) if node.fanned_inputs else await call(node, kwargs, None)
             except (NodeCancelled, asyncio.CancelledError):
@@ -163,7 +163,7 @@ async def run(
             data: dict[str, Any] = {"nodeId": nid, "cached": False, "durationMs": duration}
             if nid in fanned_runs:
                 data["elements"] = fanned_runs[nid]  # how many times a fan-out ran (what it is charged for)
-            await queue.put(ev.Event(ev.NODE_COMPLETED, nid, data, out))
+            queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, data, out))
 
     tasks: dict[asyncio.Task[None], str] = {}
     failure: NodeError | None = None
