@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     redis_url: str | None = None
     public_url: str | None = None
+    web_dist: Path | None = None  # the built dashboard (default: web/dist of the checkout or the working dir)
 
     allow_private_urls: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

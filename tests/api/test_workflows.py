@@ -140,3 +140,18 @@ def test_openapi_and_docs(server: LiveServer) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz").json()
     assert ready["status"] == "ok" and set(ready["checks"]) == {"database", "queue", "storage"}
+
+
+def test_dashboard_is_served_with_client_route_fallback(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<html>nodeloom dashboard</html>")
+    (dist / "assets" / "app.js").write_text("console.log(1)")
+    server = make_server(web_dist=dist)
+    assert "nodeloom dashboard" in httpx.get(server.url + "/").text
+    assert httpx.get(server.url + "/assets/app.js").text == "console.log(1)"
+    assert "nodeloom dashboard" in httpx.get(server.url + "/workflows/wf_123").text  # a client-side route
+    r = httpx.get(server.url + "/api/v1/nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"  # API paths keep their errors
+    assert httpx.get(server.url + "/../../etc/passwd").status_code in (200, 404)  # never outside dist
+    assert "root:" not in httpx.get(server.url + "/assets/../../../../etc/passwd").text

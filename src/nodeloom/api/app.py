@@ -22,7 +22,13 @@ from nodeloom.worker import Runtime
 
 log = logging.getLogger("nodeloom.api")
 
-WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
+def find_web_dist(configured: Path | None) -> Path:
+    """The built dashboard: NODELOOM_WEB_DIST, else web/dist beside the source tree (editable installs),
+    else web/dist under the working directory (an installed package, as in the Docker image)."""
+    if configured is not None:
+        return configured
+    beside_source = Path(__file__).resolve().parents[3] / "web" / "dist"
+    return beside_source if beside_source.is_dir() else Path.cwd() / "web" / "dist"
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
@@ -52,7 +58,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(usage.router)
     app.include_router(providers.router)
     auth.install(app)  # /api/v1/auth/* and the session_auth hook (dashboard sessions)
-    _mount_dashboard(app)
+    _mount_dashboard(app, find_web_dist(settings.web_dist))
     # outermost first: request id → CORS → rate limit (+ headers, 500s) → body limit → idempotency → routes
     app.add_middleware(IdempotencyMiddleware, service=rt.idempotency)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
@@ -66,21 +72,21 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     return app
 
 
-def _mount_dashboard(app: FastAPI) -> None:
+def _mount_dashboard(app: FastAPI, web_dist: Path) -> None:
     """Serve the built dashboard (web/dist) at `/`; unknown non-API GETs fall back to index.html
     (client-side routes). API paths keep their 404/405 answers."""
 
     def serve(path: str) -> Response | None:
         if path.startswith("api/") or path in ("openapi.json", "docs", "redoc"):
             return None
-        if not WEB_DIST.is_dir():
+        if not web_dist.is_dir():
             if path == "":
                 return JSONResponse({"name": "nodeloom", "api": "/api/v1", "docs": "/docs",
                                      "dashboard": "not built (run `make web`)"})
             return None
-        candidate = (WEB_DIST / path).resolve()
-        if path and candidate.is_file() and WEB_DIST.resolve() in candidate.parents:
+        candidate = (web_dist / path).resolve()
+        if path and candidate.is_file() and web_dist.resolve() in candidate.parents:
             return FileResponse(candidate)
-        return FileResponse(WEB_DIST / "index.html")
+        return FileResponse(web_dist / "index.html")
 
     app.state.spa_fallback = serve
