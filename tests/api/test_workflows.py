@@ -87,7 +87,11 @@ def test_search_and_cursor_pagination(api: tuple[httpx.Client, str]) -> None:
             break
     assert len(seen) == 5 and len(set(seen)) == 5
     assert seen[0] == "50% off_sale"  # newest first
-    assert c.get("/api/v1/workflows", params={"cursor": "garbage!"}).status_code == 422
+    # not a cursor, or base64 JSON of the wrong shape: a clear 422, never a 500
+    for bad in ("garbage!", "WzFd", "WzEsIDJd", "eyJhIjogMX0", "WyJub3QgYSBkYXRlIiwgIngiXQ"):
+        for path in ("/api/v1/workflows", "/api/v1/workflows/executions"):
+            r = c.get(path, params={"cursor": bad})
+            assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "cursor", (path, bad, r.text)
 
 
 def test_publish_makes_immutable_versions(api: tuple[httpx.Client, str]) -> None:

@@ -33,7 +33,7 @@ from nodeloom.errors import Conflict, NotFound, ValidationFailed
 from nodeloom.media.urlguard import AddressGuard, FetchError, FetchTimeoutError, GuardedClient, UnsafeURLError
 from nodeloom.services.files import FileService
 from nodeloom.services.ids import new_id
-from nodeloom.services.workflows import decode_cursor, encode_cursor
+from nodeloom.services.pagination import newest_first, page
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Account, Execution
 from nodeloom.storage.models_webhooks import WebhookAttempt, WebhookDelivery
@@ -120,23 +120,15 @@ class DeliveryService:
         stmt = select(WebhookDelivery).where(WebhookDelivery.account_id == account_id)
         if execution_id:
             stmt = stmt.where(WebhookDelivery.execution_id == execution_id)
-        if cursor:
-            created, did = decode_cursor(cursor)
-            at = datetime.fromisoformat(created)
-            stmt = stmt.where((WebhookDelivery.created_at < at) |
-                              ((WebhookDelivery.created_at == at) & (WebhookDelivery.id < did)))
-        stmt = stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit + 1)
+        stmt = newest_first(stmt, WebhookDelivery, limit=limit, cursor=cursor)
         with self.db.read() as s:
             if execution_id:
                 ex = s.get(Execution, execution_id)
                 if ex is None or ex.account_id != account_id:
                     raise NotFound("execution not found")
             rows = list(s.scalars(stmt).all())
-            more = len(rows) > limit
-            rows = rows[:limit]
-            attempts = self._attempts(s, [r.id for r in rows])
-        return {"data": [public(r, attempts.get(r.id, [])) for r in rows],
-                "nextCursor": encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None}
+            attempts = self._attempts(s, [r.id for r in rows[:limit]])
+        return page(rows, limit=limit, public=lambda r: public(r, attempts.get(r.id, [])))
 
     def get(self, *, account_id: str, delivery_id: str) -> dict[str, Any]:
         with self.db.read() as s:

@@ -16,7 +16,8 @@ from nodeloom.queue.base import QueueBackend
 from nodeloom.services.files import FileService
 from nodeloom.services.hub import EventHub
 from nodeloom.services.ids import new_id
-from nodeloom.services.workflows import WorkflowService, decode_cursor, encode_cursor
+from nodeloom.services.pagination import newest_first, page
+from nodeloom.services.workflows import WorkflowService
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Execution, ExecutionEvent, ExecutionNode, Job
 from nodeloom.types import TERMINAL_STATUSES
@@ -212,19 +213,9 @@ class ExecutionService:
             if status.upper() not in STATUSES:
                 raise ValidationFailed("unknown status", [{"path": "status", "message": f"one of {STATUSES}"}])
             stmt = stmt.where(Execution.status == status.upper())
-        if cursor:
-            created, eid = decode_cursor(cursor)
-            from datetime import datetime
-
-            c = datetime.fromisoformat(created)
-            stmt = stmt.where((Execution.created_at < c) | ((Execution.created_at == c) & (Execution.id < eid)))
-        stmt = stmt.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit + 1)
         with self.db.read() as s:
-            rows = s.scalars(stmt).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"data": [self.summary(r) for r in rows],
-                "nextCursor": encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None}
+            rows = s.scalars(newest_first(stmt, Execution, limit=limit, cursor=cursor)).all()
+        return page(rows, limit=limit, public=self.summary)
 
     def counts_by_status(self) -> dict[str, int]:
         from sqlalchemy import func

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,23 +12,9 @@ from nodeloom.engine.graph import Graph, Limits, validate
 from nodeloom.engine.registry import Registry
 from nodeloom.errors import Conflict, NotFound, ValidationFailed
 from nodeloom.services.ids import new_id, new_webhook_id
+from nodeloom.services.pagination import newest_first, page
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Workflow, WorkflowVersion
-
-
-def encode_cursor(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(parts, list):
-            raise ValueError
-        return parts
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed("invalid cursor", [{"path": "cursor", "message": "malformed cursor"}]) from exc
 
 
 class WorkflowService:
@@ -115,17 +99,9 @@ class WorkflowService:
         if q:
             escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             stmt = stmt.where(func.lower(Workflow.name).like(f"%{escaped.lower()}%", escape="\\"))
-        if cursor:
-            created, wid = decode_cursor(cursor)
-            stmt = stmt.where((Workflow.created_at < _dt(created)) |
-                              ((Workflow.created_at == _dt(created)) & (Workflow.id < wid)))
-        stmt = stmt.order_by(Workflow.created_at.desc(), Workflow.id.desc()).limit(limit + 1)
         with self.db.read() as s:
-            rows = s.scalars(stmt).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None
-        return {"data": [self.public(r) for r in rows], "nextCursor": next_cursor}
+            rows = s.scalars(newest_first(stmt, Workflow, limit=limit, cursor=cursor)).all()
+        return page(rows, limit=limit, public=self.public)
 
     def publish(self, *, account_id: str, workflow_id: str) -> dict[str, Any]:
         with self.db.write() as s:
@@ -177,8 +153,3 @@ class WorkflowService:
                 raise NotFound(f"version {version} not found")
             return wf, v.graph, v.version
 
-
-def _dt(text: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text)
