@@ -64,6 +64,7 @@ class ExecutionRunner:
         self.work_root = work_root
         self.max_attempts = max_attempts
         self.metrics: Any = None  # services.metrics.Metrics, wired by the composition root
+        self._last_beat: dict[str, float] = {}  # execution id → when its lease was last extended
         #: called inside the terminal transaction (billing settles, webhooks write their outbox rows)
         self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
         #: called inside the transaction that records any other event, with its type and node id
@@ -86,6 +87,7 @@ class ExecutionRunner:
             await asyncio.shield(asyncio.to_thread(self.queue.release, claim))
             raise
         finally:
+            self._last_beat.pop(claim.execution_id, None)
             self.hub.notify(claim.execution_id)
 
     async def _run(self, claim: Claim) -> None:
@@ -152,8 +154,6 @@ class ExecutionRunner:
             if cancel_requested:
                 cancel.set()
 
-    _last_beat: dict[str, float] = {}
-
     def _beat(self, claim: Claim) -> tuple[bool, bool]:
         now = self.clock.time()
         alive = True
@@ -169,7 +169,7 @@ class ExecutionRunner:
         with self.db.write() as s:
             ex = s.get(Execution, claim.execution_id)
             if ex is None or ex.status in TERMINAL_STATUSES:
-                self.queue.ack(claim, s) if hasattr(self.queue, "ack") else None
+                self.queue.ack(claim, s)
                 return None
             now = self.clock.now()
             if ex.cancel_requested:
