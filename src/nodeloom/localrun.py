@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import mimetypes
 from pathlib import Path
@@ -23,7 +22,7 @@ from nodeloom.media.urlguard import AddressGuard, FetchError, GuardedClient
 from nodeloom.media.values import MediaFile
 from nodeloom.nodes import builtin_nodes
 from nodeloom.services.hosted import HostedModels, ProviderSettings
-from nodeloom.services.media import decode_image
+from nodeloom.services.media import decode_data_uri, decode_image
 from nodeloom.settings import Settings
 
 
@@ -46,8 +45,7 @@ class LocalMedia:
 
     async def load_bytes(self, ref: Any, *, account_id: str) -> tuple[bytes, str | None]:
         if isinstance(ref, str) and ref.startswith("data:"):
-            header, _, payload = ref.partition(",")
-            return base64.b64decode(payload), header[5:].split(";")[0]
+            return decode_data_uri(ref, max_bytes=self.max_bytes)
         if isinstance(ref, str) and ref.startswith(("https://", "http://")):
             try:
                 res = await self.client.fetch(ref, max_bytes=self.max_bytes, timeout=30)

@@ -36,16 +36,7 @@ class MediaResolver:
             data = await asyncio.to_thread(self.files.blobs.path(row.blob_key).read_bytes)
             return data, row.content_type
         if ref.startswith("data:"):
-            header, _, payload = ref.partition(",")
-            if ";base64" not in header:
-                raise NodeError("data: URIs must be base64-encoded", code="invalid_input")
-            if len(payload) > self.max_bytes * 4 // 3 + 4:
-                raise NodeError("data: URI is too large", code="invalid_input")
-            try:
-                data = base64.b64decode(payload, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise NodeError("data: URI is not valid base64", code="invalid_input") from exc
-            return data, header[5:].split(";")[0] or None
+            return decode_data_uri(ref, max_bytes=self.max_bytes)
         if ref.startswith(("https://", "http://")):
             try:
                 res = await self.client.fetch(ref, max_bytes=self.max_bytes, timeout=self.timeout)
@@ -59,6 +50,20 @@ class MediaResolver:
     async def load_image(self, ref: Any, *, account_id: str) -> Image.Image:
         data, _ = await self.load_bytes(ref, account_id=account_id)
         return await asyncio.to_thread(decode_image, data)
+
+
+def decode_data_uri(ref: str, *, max_bytes: int) -> tuple[bytes, str | None]:
+    """The bytes and media type of a base64 `data:` URI, refused clearly when malformed or too large."""
+    header, _, payload = ref.partition(",")
+    if ";base64" not in header:
+        raise NodeError("data: URIs must be base64-encoded", code="invalid_input")
+    if len(payload) > max_bytes * 4 // 3 + 4:
+        raise NodeError("data: URI is too large", code="invalid_input")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise NodeError("data: URI is not valid base64", code="invalid_input") from exc
+    return data, header[5:].split(";")[0] or None
 
 
 def decode_image(data: bytes) -> Image.Image:
