@@ -59,12 +59,16 @@ class Worker:
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
-                    claim = await asyncio.to_thread(self.queue.claim, worker_id=self.worker_id, queues=self.queues)
+                    # as many as there is room for, claimed and started in one transaction
+                    claims = await asyncio.to_thread(self.queue.claim_many, worker_id=self.worker_id,
+                                                     queues=self.queues, limit=self.concurrency - len(self._tasks),
+                                                     start=self.runner.start_in)
                 except Exception:
                     log.exception("claim failed; retrying")
-                    claim = None
-                if claim is not None:
-                    self._start(claim)
+                    claims = []
+                if claims:
+                    for claim, started in claims:
+                        self._start(claim, started)
                     continue
                 self._wakeup.clear()
                 stop_wait = asyncio.create_task(stop.wait())
@@ -78,14 +82,14 @@ class Worker:
                 task.cancel()
             await self.shutdown()
 
-    def _start(self, claim: Claim) -> None:
-        task = asyncio.create_task(self._guarded(claim), name=f"execution:{claim.execution_id}")
+    def _start(self, claim: Claim, started: Any = None) -> None:
+        task = asyncio.create_task(self._guarded(claim, started), name=f"execution:{claim.execution_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, claim: Claim) -> None:
+    async def _guarded(self, claim: Claim, started: Any = None) -> None:
         try:
-            await self.runner.run(claim)
+            await self.runner.run(claim, started)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -175,7 +179,7 @@ class Runtime:
         else:
             self.hub = EventHub()
         self.sql_queue = SqlQueue(self.db, clock=self.clock, lease_seconds=settings.lease_seconds,
-                                  cap_filter=self.limiter.blocked_accounts)
+                                  cap_filter=self.limiter.claim_room)
         self.queue: Any = self.sql_queue
         self.celery: Any = None
         if settings.queue == "celery":

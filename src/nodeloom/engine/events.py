@@ -16,7 +16,7 @@ EXECUTION_CANCELLED = "execution.cancelled"
 TERMINAL_EVENTS = frozenset({EXECUTION_COMPLETED, EXECUTION_FAILED, EXECUTION_CANCELLED})
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     type: str
     node_id: str | None = None

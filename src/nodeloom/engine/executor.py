@@ -168,13 +168,40 @@ async def run(
     tasks: dict[asyncio.Task[None], str] = {}
     failure: NodeError | None = None
 
+    async def node_task(nid: str) -> None:
+        """Runs one node, then starts the children it made ready (no round trip through the loop below,
+        which wakes only to pass events on, or when the run failed, was cancelled or has nothing left)."""
+        nonlocal failure
+        wake = False
+        try:
+            await run_node(nid)
+        except asyncio.CancelledError:
+            raise
+        except _Failed as exc:
+            failure, wake = failure or exc.error, True
+        except NodeCancelled:
+            cancel.set()
+        except Exception as exc:
+            failure, wake = failure or NodeError(f"{type(exc).__name__}: {exc}", node_id=nid), True
+        else:
+            if not cancel.is_set() and failure is None:
+                for child in children[nid]:
+                    if child in remaining:
+                        remaining[child].discard(nid)
+                start_ready(children[nid])
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                tasks.pop(task, None)
+            if wake or not tasks:
+                queue.put_nowait(None)
+
     def start_ready(nids: list[str]) -> None:
         for nid in nids:
             if nid in remaining and not remaining[nid]:
                 del remaining[nid]
-                task = asyncio.create_task(run_node(nid), name=f"node:{nid}")
+                task = asyncio.create_task(node_task(nid), name=f"node:{nid}")
                 tasks[task] = nid
-                task.add_done_callback(lambda _t: queue.put_nowait(None))
 
     start_ready([nid for nid in graph.order if nid in remaining])
     cancel_waiter = asyncio.create_task(cancel.wait())
@@ -185,23 +212,7 @@ async def run(
             if item is not None:
                 yield item
                 continue
-            if cancel.is_set():
-                break
-            for task in [t for t in tasks if t.done()]:
-                nid = tasks.pop(task)
-                exc = task.exception() if not task.cancelled() else NodeCancelled()
-                if isinstance(exc, _Failed):
-                    failure = exc.error
-                elif isinstance(exc, NodeCancelled):
-                    cancel.set()
-                elif exc is not None:
-                    failure = NodeError(f"{type(exc).__name__}: {exc}", node_id=nid)
-                else:
-                    for child in children[nid]:
-                        if child in remaining:
-                            remaining[child].discard(nid)
-                    start_ready(children[nid])
-            if failure is not None:
+            if cancel.is_set() or failure is not None:
                 break
         if cancel.is_set() and failure is None:
             await _cancel_all(tasks)

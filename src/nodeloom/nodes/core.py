@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import mimetypes
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from PIL import Image
 
@@ -187,6 +188,12 @@ class OutputJson(OutputNode):
 _SANDBOX = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
+@functools.lru_cache(maxsize=512)
+def compile_template(source: str) -> Template:
+    """Compiling is most of a render's cost and a workflow renders the same template every run."""
+    return _SANDBOX.from_string(source)
+
+
 class TextTemplate(Node):
     type = "text.template"
     display_name = "Text template"
@@ -203,7 +210,7 @@ class TextTemplate(Node):
             scope["values"] = values
         scope["text"] = text
         try:
-            rendered = _SANDBOX.from_string(template).render(**scope)
+            rendered = compile_template(template).render(**scope)
         except TemplateError as exc:
             raise NodeError(f"template error: {exc}", code="template_error") from exc
         if len(rendered) > 1_000_000:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,11 @@ class QueueBackend(Protocol):
         ...
 
     def claim(self, *, worker_id: str, queues: tuple[str, ...]) -> Claim | None: ...
+
+    def claim_many(self, *, worker_id: str, queues: tuple[str, ...], limit: int = 1,
+                   start: Callable[[Session, Claim], Any] | None = None) -> list[tuple[Claim, Any]]:
+        """Claim up to `limit` jobs in one transaction; `start(session, claim)` runs inside it for each."""
+        ...
 
     def heartbeat(self, claim: Claim) -> bool:
         """Extend the lease; False when the lease was lost (another worker owns the job now)."""

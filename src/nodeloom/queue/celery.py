@@ -54,6 +54,10 @@ class CeleryQueue:
     def claim(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES) -> Claim | None:
         return self.sql.claim(worker_id=worker_id, queues=queues)
 
+    def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES, limit: int = 1,
+                   start: Any = None) -> list[tuple[Claim, Any]]:
+        return self.sql.claim_many(worker_id=worker_id, queues=queues, limit=limit, start=start)
+
     def claim_execution(self, *, execution_id: str, worker_id: str) -> Claim | None:
         return self.sql.claim_execution(execution_id=execution_id, worker_id=worker_id)
 

@@ -8,8 +8,9 @@ again, and the attempt number fences the stale worker's late writes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -17,8 +18,22 @@ from nodeloom.queue.base import Claim
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Job
 
-#: picks which accounts may not start more work now (per-plan concurrency caps)
-CapFilter = Callable[[Session], set[str]]
+
+class Room(Protocol):
+    """How much more each account may start now (per-plan concurrency caps), read in the claim's transaction."""
+
+    #: accounts at their cap: their jobs are not even fetched
+    blocked: set[str]
+
+    def take(self, account_id: str) -> bool:
+        """Count one more start for the account in this claim; False when that would pass its cap."""
+        ...
+
+
+CapFilter = Callable[[Session], Room]
+#: runs inside the claim's transaction for each claimed job (the runner marks the execution RUNNING there,
+#: so claiming and starting cost one transaction); its result travels with the claim
+StartHook = Callable[[Session, Claim], Any]
 
 
 class SqlQueue:
@@ -29,30 +44,49 @@ class SqlQueue:
         self.cap_filter = cap_filter
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
-        session.add(Job(execution_id=execution_id, account_id=account_id, queue=queue, state="queued",
-                        attempts=0, available_at=self.clock.time(), created_at=self.clock.now()))
+        session.execute(insert(Job).values(execution_id=execution_id, account_id=account_id, queue=queue,
+                                           state="queued", attempts=0, available_at=self.clock.time(),
+                                           created_at=self.clock.now()))
 
     def claim(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu")) -> Claim | None:
+        claims = self.claim_many(worker_id=worker_id, queues=queues, limit=1)
+        return claims[0][0] if claims else None
+
+    def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu"), limit: int = 1,
+                   start: StartHook | None = None) -> list[tuple[Claim, Any]]:
+        """Claim up to `limit` jobs, oldest first, in one transaction, never letting an account pass its
+        concurrency cap; `start` runs for each inside that transaction. Returns (claim, start's result)."""
+        if limit < 1:
+            return []
         now = self.clock.time()
         with self.db.write() as s:
-            blocked = self.cap_filter(s) if self.cap_filter else set()
+            room = self.cap_filter(s) if self.cap_filter else None
+            blocked = room.blocked if room is not None else set()
             q = (select(Job)
                  .where(Job.queue.in_(queues), Job.available_at <= now,
                         or_(Job.state == "queued", Job.lease_expires_at < now))
-                 .order_by(Job.seq).limit(1 if not blocked else 64))
+                 .order_by(Job.seq).limit(limit if room is None else limit * 4 + 16))
             if blocked:
                 q = q.where(Job.account_id.not_in(blocked))
             if not self.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
-            job = s.scalars(q).first()
-            if job is None:
-                return None
-            job.state = "claimed"
-            job.lease_owner = worker_id
-            job.lease_expires_at = now + self.lease_seconds
-            job.attempts += 1
-            return Claim(execution_id=job.execution_id, account_id=job.account_id, attempt=job.attempts,
-                         worker_id=worker_id)
+            out: list[tuple[Claim, Any]] = []
+            for job in s.scalars(q).all():
+                if len(out) >= limit:
+                    break
+                if room is not None and not room.take(job.account_id):
+                    continue
+                claim = self._take(job, worker_id, now)
+                out.append((claim, start(s, claim) if start is not None else None))
+            return out
+
+    def _take(self, job: Job, worker_id: str, now: float) -> Claim:
+        job.state = "claimed"
+        job.lease_owner = worker_id
+        job.lease_expires_at = now + self.lease_seconds
+        job.attempts += 1
+        return Claim(execution_id=job.execution_id, account_id=job.account_id, attempt=job.attempts,
+                     worker_id=worker_id)
 
     def claim_execution(self, *, execution_id: str, worker_id: str) -> Claim | None:
         """Claim one named job (the Celery task for it arrived). None when it is gone, leased by a live
@@ -65,14 +99,9 @@ class SqlQueue:
             job = s.scalars(q).first()
             if job is None or (job.state == "claimed" and (job.lease_expires_at or 0) >= now):
                 return None
-            if self.cap_filter and job.account_id in self.cap_filter(s):
+            if self.cap_filter and not self.cap_filter(s).take(job.account_id):
                 return None
-            job.state = "claimed"
-            job.lease_owner = worker_id
-            job.lease_expires_at = now + self.lease_seconds
-            job.attempts += 1
-            return Claim(execution_id=job.execution_id, account_id=job.account_id, attempt=job.attempts,
-                         worker_id=worker_id)
+            return self._take(job, worker_id, now)
 
     def is_waiting(self, execution_id: str) -> bool:
         """The job is still queued (e.g. held back by its account's concurrency cap)."""

@@ -190,7 +190,7 @@ class BillingService:
     def check(self, *, account_id: str, sub: Submission) -> None:
         """Nothing to do before the transaction: the hold below is the check."""
 
-    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution: Execution) -> None:
+    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
         """Hold the estimate in the transaction that creates the execution, or refuse with 402."""
         est = self.estimate(sub.graph, account_id=account_id)
         if est.credits <= 0:
@@ -201,7 +201,7 @@ class BillingService:
                 f"this execution needs {est.credits.normalize():f} credits and the balance is "
                 f"{balance.normalize():f}", required=float(est.credits), balance=float(balance),
                 breakdown=est.public_breakdown())
-        s.add(CreditEntry(account_id=account_id, kind="hold", amount=est.credits, execution_id=execution.id,
+        s.add(CreditEntry(account_id=account_id, kind="hold", amount=est.credits, execution_id=execution_id,
                           node_id=EXECUTION_WIDE, created_at=self.clock.now()))
 
     # running: hooks of the runner and the engine ----------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from nodeloom.clock import Clock, iso
 from nodeloom.engine.graph import Graph
@@ -94,7 +94,7 @@ class ExecutionService:
         self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
         #: admission, in API.md's order (limits: execution rate, daily quota; billing: credits); set by
         #: the composition root. Each has `check(account_id=, sub=)`, run before the submit transaction,
-        #: and `reserve(session, account_id=, sub=, execution=)`, run inside it; either may refuse.
+        #: and `reserve(session, account_id=, sub=, execution_id=)`, run inside it; either may refuse.
         self.gates: list[Any] = []
         #: refuses a callback URL that can never be valid (422); set by the composition root
         self.callback_url_check: Callable[[str], None] | None = None
@@ -106,9 +106,8 @@ class ExecutionService:
         if version is not None and version != "draft" and (isinstance(version, bool) or not isinstance(version, int)):
             raise ValidationFailed("version must be a number or \"draft\"",
                                    [{"path": "version", "message": "expected an integer or \"draft\""}])
-        wf, graph_json, resolved = self.workflows.graph_for_run(account_id=account_id, workflow_id=workflow_id,
-                                                                version=version)
-        graph = self.workflows.check_graph(graph_json)
+        wf, graph_json, resolved, graph = self.workflows.graph_for_run(account_id=account_id,
+                                                                       workflow_id=workflow_id, version=version)
         for check in self.graph_checks:
             check(account_id, graph)
         inputs = check_inputs(graph, body.get("inputs"))
@@ -123,19 +122,20 @@ class ExecutionService:
         return Submission(workflow_id=wf.id, version=resolved, graph_json=graph_json, graph=graph, inputs=inputs,
                           webhook_url=webhook_url, webhook_events=webhook_events)
 
-    def create(self, session: Any, *, account_id: str, sub: Submission, execution_id: str | None = None) -> Execution:
-        """Add the execution, its node rows and its job to `session` (the caller's transaction)."""
+    def create(self, session: Any, *, account_id: str, sub: Submission, execution_id: str | None = None) -> str:
+        """Insert the execution, its node rows and its job in `session` (the caller's transaction); returns
+        its id. Plain INSERT statements: the hot path of every submit skips the ORM's unit of work."""
         now = self.clock.now()
-        ex = Execution(id=execution_id or new_id("ex"), account_id=account_id, workflow_id=sub.workflow_id,
-                       version=sub.version, graph=sub.graph_json, inputs=sub.inputs, status="QUEUED", progress=0.0,
-                       webhook_url=sub.webhook_url, webhook_events=sub.webhook_events, event_seq=0, attempts=0,
-                       created_at=now)
-        session.add(ex)
-        session.flush()
-        session.add_all([ExecutionNode(execution_id=ex.id, node_id=nid, node_type=node.type.type, status="QUEUED",
-                                       memory={}) for nid, node in sub.graph.nodes.items()])
-        self.queue.enqueue(session, execution_id=ex.id, account_id=account_id, queue=queue_for(sub.graph))
-        return ex
+        eid = execution_id or new_id("ex")
+        session.execute(insert(Execution).values(
+            id=eid, account_id=account_id, workflow_id=sub.workflow_id, version=sub.version, graph=sub.graph_json,
+            inputs=sub.inputs, status="QUEUED", progress=0.0, credits_used=0, webhook_url=sub.webhook_url,
+            webhook_events=sub.webhook_events, event_seq=0, cancel_requested=False, attempts=0, created_at=now))
+        session.execute(insert(ExecutionNode), [
+            {"execution_id": eid, "node_id": nid, "node_type": node.type.type, "status": "QUEUED", "cached": False,
+             "credits": 0, "resumable": False, "memory": {}} for nid, node in sub.graph.nodes.items()])
+        self.queue.enqueue(session, execution_id=eid, account_id=account_id, queue=queue_for(sub.graph))
+        return eid
 
     def submit(self, *, account_id: str, sub: Submission,
                answer: Callable[[Any, dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -145,10 +145,10 @@ class ExecutionService:
         for gate in self.gates:
             gate.check(account_id=account_id, sub=sub)
         with self.db.write() as s:
-            ex = self.create(s, account_id=account_id, sub=sub)
+            execution_id = self.create(s, account_id=account_id, sub=sub)
             for gate in self.gates:
-                gate.reserve(s, account_id=account_id, sub=sub, execution=ex)
-            accepted = self.accepted(ex.id)
+                gate.reserve(s, account_id=account_id, sub=sub, execution_id=execution_id)
+            accepted = self.accepted(execution_id)
             if answer is not None:
                 answer(s, accepted)
         self.enqueued()

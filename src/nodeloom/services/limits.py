@@ -5,7 +5,7 @@
   The windows follow real time; their length is configuration (`rate_limit_window_seconds`).
 - The daily quota is a counter row incremented, conditionally, in the transaction that creates the
   execution, so concurrent submissions cannot overshoot it. Days are UTC days of the injected clock.
-- Concurrency caps are applied where work is claimed (`blocked_accounts` is the SQL queue's
+- Concurrency caps are applied where work is claimed (`claim_room` is the SQL queue's
   `cap_filter`): a capped account's executions wait in the queue while others pass them.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,6 @@ from nodeloom.storage.models_platform import UsageDay
 if TYPE_CHECKING:
     from nodeloom.services.accounts import Principal
     from nodeloom.services.executions import Submission
-    from nodeloom.storage.models import Execution
 
 #: per-account overrides an operator may set (`nodeloom accounts set-limits`), stored in `accounts.limits`
 OVERRIDABLE = ("requests_per_minute", "executions_per_day", "executions_per_minute", "concurrency")
@@ -189,7 +189,7 @@ class LimitsService:
             raise RateLimited(f"at most {plan.executions_per_minute} executions per {self._window_words()}; "
                               f"retry in {wait} s", retry_after=wait, code="execution_rate_limited")
 
-    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution: Execution) -> None:
+    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
         """Daily quota, inside the submit transaction: a conditional increment of today's counter."""
         _name, plan = self.plan_for(account_id, session=s)
         now = self.clock.now()
@@ -220,19 +220,40 @@ class LimitsService:
         return int(n or 0)
 
     # concurrency: the SQL queue's cap_filter -----------------------------------------------------------
-    def blocked_accounts(self, s: Session) -> set[str]:
-        """Accounts whose running executions (live claimed jobs) reached their plan's concurrency cap."""
+    def claim_room(self, s: Session) -> _Room:
+        """What each account may still start (running = live claimed jobs; the cap is its plan's)."""
         if not self.db.is_sqlite:
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
         now = self.clock.time()
         rows = s.execute(select(Job.account_id, func.count()).where(Job.state == "claimed",
                                                                     Job.lease_expires_at >= now)
                          .group_by(Job.account_id)).all()
-        return {account_id for account_id, running in rows
-                if running >= self.plan_for(account_id, session=s)[1].concurrency}
+        return _Room(running={account_id: int(n) for account_id, n in rows},
+                     cap=lambda account_id: self.plan_for(account_id, session=s)[1].concurrency)
 
     def _window_words(self) -> str:
         return "minute" if self.window_seconds == 60 else f"{self.window_seconds} s"
+
+
+class _Room:
+    """The SQL queue's Room: running counts from the claim's transaction, caps looked up once per account."""
+
+    def __init__(self, *, running: dict[str, int], cap: Callable[[str], int]):
+        self.running = running
+        self._cap = cap
+        self._caps: dict[str, int] = {}
+        self.blocked = {account_id for account_id, n in running.items() if n >= self.cap(account_id)}
+
+    def cap(self, account_id: str) -> int:
+        if account_id not in self._caps:
+            self._caps[account_id] = self._cap(account_id)
+        return self._caps[account_id]
+
+    def take(self, account_id: str) -> bool:
+        if self.running.get(account_id, 0) >= self.cap(account_id):
+            return False
+        self.running[account_id] = self.running.get(account_id, 0) + 1
+        return True
 
 
 def seconds_to_midnight(now: datetime) -> int:

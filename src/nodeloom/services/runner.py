@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from nodeloom.clock import Clock
 from nodeloom.engine import events as ev
@@ -37,6 +38,10 @@ log = logging.getLogger("nodeloom.runner")
 
 #: how long the event writer waits to gather more events into one transaction
 COALESCE_S = 0.005
+
+
+#: what `start_in` returns for an execution that must not run (it ended while starting)
+NOTHING_TO_RUN = object()
 
 
 class LeaseLost(Exception):
@@ -75,10 +80,12 @@ class ExecutionRunner:
         self.node_hooks: list[Callable[[Any, Execution, ExecutionNode, NodeInstance, dict[str, Any]], None]] = []
 
     # ------------------------------------------------------------------------------------------------
-    async def run(self, claim: Claim) -> None:
+    async def run(self, claim: Claim, started: Any = None) -> None:
+        """Run a claimed execution. `started` is what `start_in` returned in the claim's transaction
+        (None: start it here, in a transaction of its own)."""
         execution_id_var.set(claim.execution_id)
         try:
-            await self._run(claim)
+            await self._run(claim, started)
         except LeaseLost:
             log.warning("lease lost for %s (attempt %s); another worker took over", claim.execution_id,
                         claim.attempt)
@@ -90,9 +97,9 @@ class ExecutionRunner:
             self._last_beat.pop(claim.execution_id, None)
             self.hub.notify(claim.execution_id)
 
-    async def _run(self, claim: Claim) -> None:
-        start = await asyncio.to_thread(self._start, claim)
-        if start is None:
+    async def _run(self, claim: Claim, started: Any) -> None:
+        start = started if started is not None else await asyncio.to_thread(self._start, claim)
+        if start is NOTHING_TO_RUN:
             return
         ex_graph, inputs, completed, memory = start
         eid = claim.execution_id
@@ -165,39 +172,44 @@ class ExecutionRunner:
             return alive, bool(ex is not None and ex.cancel_requested)
 
     # ------------------------------------------------------------------------------------------------
-    def _start(self, claim: Claim) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]] | None:
+    def _start(self, claim: Claim) -> Any:
         with self.db.write() as s:
-            ex = s.get(Execution, claim.execution_id)
-            if ex is None or ex.status in TERMINAL_STATUSES:
-                self.queue.ack(claim, s)
-                return None
-            now = self.clock.now()
-            if ex.cancel_requested:
-                record_terminal(s, ex, status="CANCELLED", outputs=None, error=None, now=now)
-                self._terminal(s, ex)
-                self.queue.ack(claim, s)
-                return None
-            if claim.attempt > self.max_attempts:
-                record_terminal(s, ex, status="FAILED", outputs=None, now=now, error={
-                    "code": "too_many_attempts",
-                    "message": f"gave up after {claim.attempt - 1} attempts (the worker kept dying)"})
-                self._terminal(s, ex)
-                self.queue.ack(claim, s)
-                return None
-            ex.attempts = claim.attempt
-            if ex.status == "QUEUED":
-                ex.status = "RUNNING"
-                ex.started_at = now
-                append_event(s, ex, type=ev.EXECUTION_STARTED, data={"executionId": ex.id, "status": "RUNNING"},
-                             now=now)
-                self._observed(s, ex, ev.EXECUTION_STARTED, None)
-            rows = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
-            completed = {r.node_id: r.outputs or {} for r in rows if r.status == "COMPLETED" and r.resumable}
-            memory = {r.node_id: dict(r.memory or {}) for r in rows if r.memory}
-            for r in rows:
-                if r.node_id not in completed and r.status != "QUEUED":
-                    r.status = "QUEUED"  # it was interrupted; it will run again
-            return ex.graph, dict(ex.inputs or {}), completed, memory
+            return self.start_in(s, claim)
+
+    def start_in(self, s: Any, claim: Claim) -> Any:
+        """Mark a claimed execution RUNNING in the caller's transaction (the claim's, on the SQL queue) and
+        read what running it needs; NOTHING_TO_RUN when it ended here (gone, cancelled, out of attempts)."""
+        ex = s.get(Execution, claim.execution_id)
+        if ex is None or ex.status in TERMINAL_STATUSES:
+            self.queue.ack(claim, s)
+            return NOTHING_TO_RUN
+        now = self.clock.now()
+        if ex.cancel_requested:
+            record_terminal(s, ex, status="CANCELLED", outputs=None, error=None, now=now)
+            self._terminal(s, ex)
+            self.queue.ack(claim, s)
+            return NOTHING_TO_RUN
+        if claim.attempt > self.max_attempts:
+            record_terminal(s, ex, status="FAILED", outputs=None, now=now, error={
+                "code": "too_many_attempts",
+                "message": f"gave up after {claim.attempt - 1} attempts (the worker kept dying)"})
+            self._terminal(s, ex)
+            self.queue.ack(claim, s)
+            return NOTHING_TO_RUN
+        ex.attempts = claim.attempt
+        if ex.status == "QUEUED":
+            ex.status = "RUNNING"
+            ex.started_at = now
+            append_event(s, ex, type=ev.EXECUTION_STARTED, data={"executionId": ex.id, "status": "RUNNING"},
+                         now=now)
+            self._observed(s, ex, ev.EXECUTION_STARTED, None)
+        rows = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
+        completed = {r.node_id: r.outputs or {} for r in rows if r.status == "COMPLETED" and r.resumable}
+        memory = {r.node_id: dict(r.memory or {}) for r in rows if r.memory}
+        for r in rows:
+            if r.node_id not in completed and r.status != "QUEUED":
+                r.status = "QUEUED"  # it was interrupted; it will run again
+        return ex.graph, dict(ex.inputs or {}), completed, memory
 
     def _rehydrate(self, graph: Graph, completed: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Persisted outputs back to live values (stored images decoded) for nodes that will not run again."""
@@ -225,7 +237,8 @@ class ExecutionRunner:
         return value
 
     def _fenced(self, s: Any, claim: Claim) -> Execution:
-        ex = s.get(Execution, claim.execution_id)
+        # the graph and inputs are not needed to record events: not loaded (nor parsed) for every batch
+        ex = s.get(Execution, claim.execution_id, options=[defer(Execution.graph), defer(Execution.inputs)])
         if ex is None or ex.attempts != claim.attempt:
             raise LeaseLost()
         return ex

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,6 +25,11 @@ class WorkflowService:
         self.registry = registry
         self.clock = clock
         self.limits = limits
+        #: published versions never change: their checked graphs are kept (LRU) so execute skips the
+        #: version's row and its validation; a workflow's own row is still read (ownership, latest version)
+        self._versions: OrderedDict[tuple[str, int], tuple[Any, Graph]] = OrderedDict()
+        self._versions_lock = threading.Lock()
+        self._versions_max = 512
 
     def check_graph(self, graph: Any) -> Graph:
         try:
@@ -137,19 +144,38 @@ class WorkflowService:
                 raise NotFound(f"version {version} not found")
             return self.version_public(v)
 
-    def graph_for_run(self, *, account_id: str, workflow_id: str, version: int | str | None) -> tuple[Workflow, Any, int | None]:
-        """The graph an execution runs: the latest published version, a named one, or the draft."""
+    def graph_for_run(self, *, account_id: str, workflow_id: str,
+                      version: int | str | None) -> tuple[Any, Any, int | None, Graph]:
+        """What an execution runs: the workflow (id, webhook settings), the graph's JSON, the version
+        (None for the draft) and the checked graph — the latest published version, a named one, or the draft."""
         with self.db.read() as s:
-            wf = self._get(s, account_id, workflow_id)
+            wf = s.execute(select(Workflow.id, Workflow.account_id, Workflow.published_version,
+                                  Workflow.webhook_settings).where(Workflow.id == workflow_id)).first()
+            if wf is None or wf.account_id != account_id:
+                raise NotFound("workflow not found")
             if version == "draft":
-                return wf, wf.graph, None
+                graph_json = s.scalar(select(Workflow.graph).where(Workflow.id == workflow_id))
+                return wf, graph_json, None, self.check_graph(graph_json)
             if version is None:
                 if wf.published_version is None:
                     raise Conflict("this workflow has no published version; publish it or run the draft",
                                    code="workflow_not_published")
                 version = wf.published_version
-            v = s.get(WorkflowVersion, (workflow_id, int(version)))
-            if v is None:
-                raise NotFound(f"version {version} not found")
-            return wf, v.graph, v.version
+            key = (workflow_id, int(version))
+            with self._versions_lock:
+                hit = self._versions.get(key)
+                if hit is not None:
+                    self._versions.move_to_end(key)
+            if hit is None:
+                graph_json = s.scalar(select(WorkflowVersion.graph).where(WorkflowVersion.workflow_id == workflow_id,
+                                                                          WorkflowVersion.version == key[1]))
+                if graph_json is None:
+                    raise NotFound(f"version {version} not found")
+                hit = (graph_json, self.check_graph(graph_json))
+                with self._versions_lock:
+                    self._versions[key] = hit
+                    while len(self._versions) > self._versions_max:
+                        self._versions.popitem(last=False)
+            return wf, hit[0], key[1], hit[1]
+
 
