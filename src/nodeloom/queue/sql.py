@@ -7,6 +7,7 @@ again, and the attempt number fences the stale worker's late writes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from nodeloom.clock import Clock
 from nodeloom.queue.base import Claim
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Job
+
+log = logging.getLogger("nodeloom.queue")
 
 
 class Room(Protocol):
@@ -77,8 +80,19 @@ class SqlQueue:
                 if room is not None and not room.take(job.account_id):
                     continue
                 claim = self._take(job, worker_id, now)
-                out.append((claim, start(s, claim) if start is not None else None))
+                out.append((claim, self._start(s, claim, start) if start is not None else None))
             return out
+
+    @staticmethod
+    def _start(s: Session, claim: Claim, start: StartHook) -> Any:
+        """Run the start hook in a savepoint: if it fails, the claim still commits and the runner starts the
+        execution on its own (so a poisoned execution uses up its attempts instead of blocking the queue)."""
+        try:
+            with s.begin_nested():
+                return start(s, claim)
+        except Exception:
+            log.exception("starting %s inside its claim failed; the runner will try on its own", claim.execution_id)
+            return None
 
     def _take(self, job: Job, worker_id: str, now: float) -> Claim:
         job.state = "claimed"

@@ -1,0 +1,83 @@
+"""Batch claims on the SQL queue: oldest first, per-plan concurrency caps held inside one claim, and a
+start hook that fails does not block the queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from tests.support.server import make_settings, text_graph
+
+from nodeloom.storage.models import Execution, Job
+from nodeloom.worker import Runtime
+
+
+@pytest.fixture
+def rt(tmp_path: Path) -> Any:
+    runtime = Runtime(make_settings(tmp_path, embedded_workers=False), migrate=True)
+    yield runtime
+    runtime.db.dispose()
+
+
+def submit(rt: Any, account_id: str, workflow_id: str, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        sub = rt.executions.prepare(account_id=account_id, workflow_id=workflow_id, body={"inputs": {}})
+        ids.append(rt.executions.submit(account_id=account_id, sub=sub)["executionId"])
+    return ids
+
+
+def workflow(rt: Any, account_id: str) -> str:
+    wid = rt.workflows.create(account_id=account_id, name="w", description="", graph=text_graph())["id"]
+    rt.workflows.publish(account_id=account_id, workflow_id=wid)
+    return wid
+
+
+def test_one_claim_takes_several_jobs_but_never_passes_an_accounts_cap(rt: Any) -> None:
+    free = rt.accounts.create_account(name="free", plan="free", credits=100).id  # free: 2 at once
+    pro = rt.accounts.create_account(name="pro", plan="pro", credits=100).id
+    capped = submit(rt, free, workflow(rt, free), 5)
+    other = submit(rt, pro, workflow(rt, pro), 2)
+
+    first = rt.sql_queue.claim_many(worker_id="w1", limit=8)
+    taken = [c.execution_id for c, _ in first]
+    # oldest first; the free account's third to fifth wait; the pro account's runs pass them
+    assert taken == capped[:2] + other
+    # nothing more for the capped account while its two run, even from another worker
+    assert rt.sql_queue.claim_many(worker_id="w2", limit=8) == []
+    rt.sql_queue.ack(first[0][0])  # one of the two finished: room for exactly one more
+    again = rt.sql_queue.claim_many(worker_id="w2", limit=8)
+    assert [c.execution_id for c, _ in again] == [capped[2]]
+
+
+def test_the_start_hook_runs_in_the_claims_transaction(rt: Any) -> None:
+    acct = rt.accounts.create_account(name="a", plan="pro", credits=100).id
+    (eid,) = submit(rt, acct, workflow(rt, acct), 1)
+    [(claim, started)] = rt.sql_queue.claim_many(worker_id="w", limit=4, start=rt.runner.start_in)
+    assert claim.execution_id == eid and claim.attempt == 1
+    graph, inputs, completed, _memory = started
+    assert [n["id"] for n in graph["nodes"]] == ["prompt", "tpl", "out"] and completed == {}
+    with rt.db.read() as s:
+        ex = s.get(Execution, eid)
+        assert (ex.status, ex.attempts) == ("RUNNING", 1)
+        assert s.scalar(select(Job.state).where(Job.execution_id == eid)) == "claimed"
+
+
+def test_a_failing_start_hook_still_claims_so_the_runner_retries_it(rt: Any) -> None:
+    acct = rt.accounts.create_account(name="a", plan="pro", credits=100).id
+    first, second = submit(rt, acct, workflow(rt, acct), 2)
+
+    def start(s: Any, claim: Any) -> Any:
+        if claim.execution_id == first:
+            s.get(Execution, first).status = "RUNNING"  # a half-done start, rolled back with its savepoint
+            raise RuntimeError("boom")
+        return rt.runner.start_in(s, claim)
+
+    claims = rt.sql_queue.claim_many(worker_id="w", limit=4, start=start)
+    assert [(c.execution_id, started is None) for c, started in claims] == [(first, True), (second, False)]
+    with rt.db.read() as s:
+        assert s.get(Execution, first).status == "QUEUED"  # the savepoint undid the failed start
+        assert s.get(Execution, second).status == "RUNNING"
+        assert set(s.scalars(select(Job.state))) == {"claimed"}  # both claims committed
