@@ -115,6 +115,9 @@ def test_publish_makes_immutable_versions(api: tuple[httpx.Client, str]) -> None
     assert c.get(f"/api/v1/workflows/{wid}/versions/9").status_code == 404
     assert c.post(f"/api/v1/workflows/{wid}/execute", json={"version": 9}).status_code == 404
     assert c.get(f"/api/v1/workflows/{wid}").json()["publishedVersion"] == 2
+    # published graphs are cached for execute; a deleted workflow still cannot run from that cache
+    assert c.delete(f"/api/v1/workflows/{wid}").status_code == 204
+    assert c.post(f"/api/v1/workflows/{wid}/execute", json={"version": 1}).status_code == 404
 
 
 def test_nodes_catalogue(server: LiveServer) -> None:
