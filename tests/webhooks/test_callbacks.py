@@ -279,7 +279,25 @@ def test_media_outputs_carry_signed_urls(fast_api: FastApi, receiver: Receiver) 
     picture = payload["outputs"]["picture"]
     assert "$file" not in picture and picture["contentType"] == "image/png"
     assert "sig=" in picture["url"]
-    assert httpx.get(srv.url + picture["url"]).status_code == 200
+    # absolute, at the address the execution was requested at (no NODELOOM_PUBLIC_URL here)
+    assert picture["url"].startswith(srv.url + "/api/v1/files/file_")
+    assert httpx.get(picture["url"]).status_code == 200
+
+
+def test_callback_links_use_the_operators_public_url(fast_server: Any, receiver: Receiver) -> None:
+    srv = fast_server(public_url="https://media.example.com/")
+    _acct, key = srv.account()
+    graph = {"nodes": [
+        {"id": "img", "type": "input.image", "params": {"name": "image"}},
+        {"id": "out", "type": "output.image", "inputs": {"image": {"from": "img", "output": "image"}},
+         "params": {"name": "picture"}},
+    ]}
+    png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA"
+           "hKmMIQAAAABJRU5ErkJggg==")
+    with srv.client(key) as client:
+        run_to_end(client, publish(client, graph), {"image": png}, webhookUrl=receiver.url)
+    picture = json.loads(receiver.wait_for(1)[0].body)["outputs"]["picture"]
+    assert picture["url"].startswith("https://media.example.com/api/v1/files/file_"), picture
 
 
 def test_finished_deliveries_are_forgotten_after_the_retention_period(fast_server: Any,

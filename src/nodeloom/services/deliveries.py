@@ -204,6 +204,7 @@ class ClaimedDelivery:
     url: str
     payload: dict[str, Any]
     secrets: tuple[str, ...]
+    origin: str = ""  # base of the payload's signed links: where the execution was requested
 
 
 @dataclass(frozen=True)
@@ -303,8 +304,10 @@ class DeliverySender:
                 row.last_attempt_at = now_dt
                 s.add(WebhookAttempt(delivery_id=row.id, attempt=row.attempts, worker_id=self.worker_id,
                                      started_at=now_dt))
+                origin = s.scalar(select(Execution.origin).where(Execution.id == row.execution_id))
                 claimed.append(ClaimedDelivery(delivery_id=row.id, attempt=row.attempts, url=row.url,
-                                               payload=row.payload, secrets=self._secrets(s, row.account_id)))
+                                               payload=row.payload, secrets=self._secrets(s, row.account_id),
+                                               origin=origin or ""))
             return claimed
 
     def _secrets(self, s: Any, account_id: str) -> tuple[str, ...]:
@@ -335,7 +338,9 @@ class DeliverySender:
     async def send(self, claimed: ClaimedDelivery) -> Outcome:
         if not claimed.secrets:
             return Outcome(error="the account no longer exists")
-        body = json.dumps(self.files.render(claimed.payload, self.base_url), separators=(",", ":")).encode()
+        # the operator's public URL, else the address the execution was requested at: receivers get absolute links
+        base = self.base_url or claimed.origin.rstrip("/")
+        body = json.dumps(self.files.render(claimed.payload, base), separators=(",", ":")).encode()
         headers = sign_headers(list(claimed.secrets), msg_id=claimed.delivery_id,
                                timestamp=int(self.clock.time()), body=body)
         headers.update({"content-type": "application/json", "user-agent": "nodeloom-webhooks/1"})

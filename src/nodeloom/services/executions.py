@@ -36,6 +36,7 @@ class Submission:
     inputs: dict[str, Any]
     webhook_url: str | None = None
     webhook_events: list[str] | None = None
+    origin: str | None = None  # the base URL it was requested at (links in its callbacks)
 
 
 def queue_for(graph: Graph) -> str:
@@ -101,7 +102,8 @@ class ExecutionService:
         #: account-aware graph checks at execute, e.g. hosted nodes need the operator's or the account's key (422)
         self.graph_checks: list[Callable[[str, Graph], None]] = []
 
-    def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any]) -> Submission:
+    def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any],
+                origin: str | None = None) -> Submission:
         version = body.get("version")
         if version is not None and version != "draft" and (isinstance(version, bool) or not isinstance(version, int)):
             raise ValidationFailed("version must be a number or \"draft\"",
@@ -120,7 +122,7 @@ class ExecutionService:
         elif self.callback_url_check is not None:
             self.callback_url_check(webhook_url)
         return Submission(workflow_id=wf.id, version=resolved, graph_json=graph_json, graph=graph, inputs=inputs,
-                          webhook_url=webhook_url, webhook_events=webhook_events)
+                          webhook_url=webhook_url, webhook_events=webhook_events, origin=origin)
 
     def create(self, session: Any, *, account_id: str, sub: Submission, execution_id: str | None = None) -> str:
         """Insert the execution, its node rows and its job in `session` (the caller's transaction); returns
@@ -130,7 +132,7 @@ class ExecutionService:
         session.execute(insert(Execution).values(
             id=eid, account_id=account_id, workflow_id=sub.workflow_id, version=sub.version, graph=sub.graph_json,
             inputs=sub.inputs, status="QUEUED", progress=0.0, credits_used=0, webhook_url=sub.webhook_url,
-            webhook_events=sub.webhook_events, event_seq=0, cancel_requested=False, attempts=0, created_at=now))
+            webhook_events=sub.webhook_events, origin=sub.origin, event_seq=0, cancel_requested=False, attempts=0, created_at=now))
         session.execute(insert(ExecutionNode), [
             {"execution_id": eid, "node_id": nid, "node_type": node.type.type, "status": "QUEUED", "cached": False,
              "credits": 0, "resumable": False, "memory": {}} for nid, node in sub.graph.nodes.items()])

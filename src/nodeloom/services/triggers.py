@@ -110,25 +110,27 @@ class TriggerService:
 
     # triggering (no credentials) ----------------------------------------------------------------
     def trigger(self, *, webhook_id: str, headers: Mapping[str, str], body: bytes,
-                answer: Callable[[Any, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                answer: Callable[[Any, dict[str, Any]], None] | None = None,
+                origin: str | None = None) -> dict[str, Any]:
         """Start a run; `answer` stores the response with it (an Idempotency-Key's answer)."""
         wf = self._active(webhook_id)
         message_id = self._authenticate(wf, headers, body)
         try:
             inputs = _inputs(body)
-            return self._start(account_id=wf.account_id, workflow_id=wf.id, inputs=inputs, answer=answer)
+            return self._start(account_id=wf.account_id, workflow_id=wf.id, inputs=inputs, answer=answer,
+                               origin=origin)
         except BaseException:
             if message_id is not None:  # only a trigger that started a run uses up its id
                 self._forget(wf.id, message_id)
             raise
 
     def _start(self, *, account_id: str, workflow_id: str, inputs: dict[str, Any],
-               answer: Callable[[Any, dict[str, Any]], None] | None) -> dict[str, Any]:
+               answer: Callable[[Any, dict[str, Any]], None] | None, origin: str | None = None) -> dict[str, Any]:
         """The run itself: the same prepare/submit path as `POST .../execute`, so the account's
         limits, daily quota and credits apply to triggers exactly as they do to executions."""
         try:
             sub = self.executions.prepare(account_id=account_id, workflow_id=workflow_id,
-                                          body={"inputs": inputs})
+                                          body={"inputs": inputs}, origin=origin)
             accepted: dict[str, Any] = self.executions.submit(account_id=account_id, sub=sub, answer=answer)
         except ApiError as exc:
             if exc.status == 402:  # the caller is anonymous: no balance, no breakdown

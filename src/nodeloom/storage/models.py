@@ -97,6 +97,9 @@ class Execution(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     webhook_events: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: the base URL the execution was requested at: the links in its callbacks point there (unless the
+    #: operator set NODELOOM_PUBLIC_URL)
+    origin: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

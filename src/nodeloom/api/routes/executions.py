@@ -49,7 +49,7 @@ async def execute(workflow_id: str, body: ExecuteBody, request: Request, rt: Run
         raise Forbidden("running the draft needs scope 'manage'")
     payload = body.model_dump(exclude_none=True)
     sub = await run_in_threadpool(rt.executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
-                                  body=payload)
+                                  body=payload, origin=base)
     wait = prefer_wait(prefer)
     claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
     answer = rt.idempotency.store_json(claim, 202, final=wait == 0) if claim else None

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from nodeloom.api.deps import ManageScope, ReadScope, RuntimeDep
+from nodeloom.api.deps import ManageScope, ReadScope, RuntimeDep, base_url
 from nodeloom.api.schemas import Body
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -30,7 +30,7 @@ async def _trigger(webhook_id: str, request: Request, rt: Any) -> JSONResponse:
     claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
     answer = rt.idempotency.store_json(claim, 202) if claim else None
     accepted = await run_in_threadpool(rt.triggers.trigger, webhook_id=webhook_id, headers=request.headers,
-                                       body=body, answer=answer)
+                                       body=body, answer=answer, origin=base_url(request))
     return JSONResponse(accepted, status_code=202)
 
 
