@@ -58,9 +58,22 @@ class SqlQueue:
     def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu"), limit: int = 1,
                    start: StartHook | None = None) -> list[tuple[Claim, Any]]:
         """Claim up to `limit` jobs, oldest first, in one transaction, never letting an account pass its
-        concurrency cap; `start` runs for each inside that transaction. Returns (claim, start's result)."""
+        concurrency cap; `start` runs for each inside that transaction. Returns (claim, start's result).
+
+        If `start` fails, that transaction is rolled back and the jobs are claimed again without it (the
+        runner then starts each on its own), so a poisoned execution uses up its attempts instead of
+        blocking the queue."""
         if limit < 1:
             return []
+        if start is not None:
+            try:
+                return self._claim(worker_id, queues, limit, start)
+            except Exception:
+                log.exception("starting executions inside their claim failed; claiming them without it")
+        return self._claim(worker_id, queues, limit, None)
+
+    def _claim(self, worker_id: str, queues: tuple[str, ...], limit: int,
+               start: StartHook | None) -> list[tuple[Claim, Any]]:
         now = self.clock.time()
         with self.db.write() as s:
             room = self.cap_filter(s) if self.cap_filter else None
@@ -80,19 +93,8 @@ class SqlQueue:
                 if room is not None and not room.take(job.account_id):
                     continue
                 claim = self._take(job, worker_id, now)
-                out.append((claim, self._start(s, claim, start) if start is not None else None))
+                out.append((claim, start(s, claim) if start is not None else None))
             return out
-
-    @staticmethod
-    def _start(s: Session, claim: Claim, start: StartHook) -> Any:
-        """Run the start hook in a savepoint: if it fails, the claim still commits and the runner starts the
-        execution on its own (so a poisoned execution uses up its attempts instead of blocking the queue)."""
-        try:
-            with s.begin_nested():
-                return start(s, claim)
-        except Exception:
-            log.exception("starting %s inside its claim failed; the runner will try on its own", claim.execution_id)
-            return None
 
     def _take(self, job: Job, worker_id: str, now: float) -> Claim:
         job.state = "claimed"
