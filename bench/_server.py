@@ -31,7 +31,7 @@ class BenchServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "NODELOOM_DATA_DIR": str(self.data), "NODELOOM_SECRET_KEY": "bench-secret-0123456789",
-                    "PYTHONPATH": str(ROOT), "NODELOOM_PLANS": LIFTED, **env}
+                    "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "NODELOOM_PLANS": LIFTED, **env}
         out = subprocess.run([sys.executable, "-m", "nodeloom.cli", "accounts", "create", "--name", "bench",
                               "--plan", "enterprise", "--credits", "1000000", "--json"], env=self.env, cwd=ROOT,
                              capture_output=True, text=True, check=True)

@@ -230,3 +230,40 @@ async def test_progress_events(registry: Registry) -> None:
     events = await collect({"nodes": [{"id": "d", "type": "util.delay", "params": {"seconds": 1.0}}]}, registry)
     progress = [e.data["progress"] for e in events if e.type == ev.NODE_PROGRESS]
     assert progress and progress == sorted(progress) and 0 < progress[0] <= 1
+
+
+class Blob:
+    """An output value that a weak reference can watch."""
+
+
+class MakeBlob(Node):
+    type = "t.blob"
+    outputs = (Port("value", "any"),)
+
+    async def run(self, ctx: Context) -> dict[str, Any]:
+        return {"value": Blob()}
+
+
+def test_a_finished_run_frees_its_results_without_the_garbage_collector() -> None:
+    import gc
+    import weakref
+
+    reg = Registry([MakeBlob, Record])
+    graph = validate({"nodes": [{"id": "a", "type": "t.blob"},
+                                {"id": "b", "type": "t.record", "inputs": {"value": {"from": "a", "output": "value"}}}]},
+                     reg)
+    refs: list[weakref.ref[Any]] = []
+
+    async def go() -> None:
+        async for event in run(graph, execution_id="ex_gc", inputs={}, env=LocalEnvironment()):
+            if event.type == ev.NODE_COMPLETED and event.node_id == "a":
+                refs.append(weakref.ref(event.outputs["value"]))  # type: ignore[index]
+            del event
+
+    gc.disable()
+    try:
+        asyncio.run(go())
+        # reference counting alone freed it: no cycle (such as the executor's closures) kept the run alive
+        assert refs and refs[0]() is None
+    finally:
+        gc.enable()

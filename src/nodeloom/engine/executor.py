@@ -235,6 +235,13 @@ async def run(
     finally:
         cancel_waiter.cancel()
         await _cancel_all(tasks)
+        # node_task and start_ready refer to each other: rebinding them breaks that cycle, so a finished
+        # run's state (every node's results) is freed at once rather than at the next garbage collection
+        node_task = start_ready = _finished  # noqa: F841
+
+
+def _finished(*_args: Any) -> Any:
+    raise RuntimeError("this run has finished")
 
 
 async def _cancel_all(tasks: dict[asyncio.Task[None], str]) -> None:
