@@ -47,9 +47,9 @@ class SqlQueue:
         self.cap_filter = cap_filter
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
-        session.execute(insert(Job.__table__).values(execution_id=execution_id, account_id=account_id, queue=queue,
-                                           state="queued", attempts=0, available_at=self.clock.time(),
-                                           created_at=self.clock.now()))
+        session.execute(insert(Job.__table__).values(
+            execution_id=execution_id, account_id=account_id, queue=queue, state="queued", attempts=0,
+            available_at=self.clock.time(), created_at=self.clock.now()))
 
     def claim(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu")) -> Claim | None:
         claims = self.claim_many(worker_id=worker_id, queues=queues, limit=1)
