@@ -264,16 +264,19 @@ def test_the_old_secret_stops_signing_after_the_overlap(fast_server: Any, receiv
         webhooks.verify(secret_of(client), request.headers, request.body, now=clock.time())
 
 
+#: an image in, the same image out (a media output whose callback carries a signed link)
+IMAGE_GRAPH = {"nodes": [
+    {"id": "img", "type": "input.image", "params": {"name": "image"}},
+    {"id": "out", "type": "output.image", "inputs": {"image": {"from": "img", "output": "image"}},
+     "params": {"name": "picture"}},
+]}
+PNG_1PX = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA"
+           "hKmMIQAAAABJRU5ErkJggg==")
+
+
 def test_media_outputs_carry_signed_urls(fast_api: FastApi, receiver: Receiver) -> None:
     client, srv = fast_api
-    graph = {"nodes": [
-        {"id": "img", "type": "input.image", "params": {"name": "image"}},
-        {"id": "out", "type": "output.image", "inputs": {"image": {"from": "img", "output": "image"}},
-         "params": {"name": "picture"}},
-    ]}
-    png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA"
-           "hKmMIQAAAABJRU5ErkJggg==")
-    done = run_to_end(client, publish(client, graph), {"image": png}, webhookUrl=receiver.url)
+    done = run_to_end(client, publish(client, IMAGE_GRAPH), {"image": PNG_1PX}, webhookUrl=receiver.url)
     assert done["status"] == "COMPLETED", done
     payload = json.loads(receiver.wait_for(1)[0].body)
     picture = payload["outputs"]["picture"]
@@ -287,15 +290,8 @@ def test_media_outputs_carry_signed_urls(fast_api: FastApi, receiver: Receiver) 
 def test_callback_links_use_the_operators_public_url(fast_server: Any, receiver: Receiver) -> None:
     srv = fast_server(public_url="https://media.example.com/")
     _acct, key = srv.account()
-    graph = {"nodes": [
-        {"id": "img", "type": "input.image", "params": {"name": "image"}},
-        {"id": "out", "type": "output.image", "inputs": {"image": {"from": "img", "output": "image"}},
-         "params": {"name": "picture"}},
-    ]}
-    png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA"
-           "hKmMIQAAAABJRU5ErkJggg==")
     with srv.client(key) as client:
-        run_to_end(client, publish(client, graph), {"image": png}, webhookUrl=receiver.url)
+        run_to_end(client, publish(client, IMAGE_GRAPH), {"image": PNG_1PX}, webhookUrl=receiver.url)
     picture = json.loads(receiver.wait_for(1)[0].body)["outputs"]["picture"]
     assert picture["url"].startswith("https://media.example.com/api/v1/files/file_"), picture
 
