@@ -109,7 +109,7 @@ class ExecutionRunner:
             await asyncio.to_thread(self._finish, claim, "FAILED", None,
                                     {"code": "invalid_graph", "message": str(exc)})
             return
-        completed_live = await asyncio.to_thread(self._rehydrate, graph, completed)
+        completed_live = await asyncio.to_thread(self._rehydrate, graph, completed) if completed else {}
         workdir = self.work_root / eid
         workdir.mkdir(parents=True, exist_ok=True)
         env = ExecutionEnvironment(db=self.db, execution_id=eid, pool=self.pool,
@@ -196,6 +196,7 @@ class ExecutionRunner:
             self._terminal(s, ex)
             self.queue.ack(claim, s)
             return NOTHING_TO_RUN
+        first_start = not ex.attempts  # never started before: its node rows are all as submit made them
         ex.attempts = claim.attempt
         if ex.status == "QUEUED":
             ex.status = "RUNNING"
@@ -203,6 +204,8 @@ class ExecutionRunner:
             append_event(s, ex, type=ev.EXECUTION_STARTED, data={"executionId": ex.id, "status": "RUNNING"},
                          now=now)
             self._observed(s, ex, ev.EXECUTION_STARTED, None)
+        if first_start:
+            return ex.graph, dict(ex.inputs or {}), {}, {}
         rows = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
         completed = {r.node_id: r.outputs or {} for r in rows if r.status == "COMPLETED" and r.resumable}
         memory = {r.node_id: dict(r.memory or {}) for r in rows if r.memory}
