@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.hosted.helpers import flux_graph, standin_env, wait_until
 from tests.support.server import cli_account, free_port, publish, spawn_server, wait_http, wait_status
 
-from nodeloom.storage.models import ExecutionNode
+from nodeloom.storage.models import Execution, ExecutionNode, Job
 
 
 def test_a_resumed_node_polls_the_remembered_job_instead_of_submitting(hosted_server, fal_standin, tmp_path: Path):
@@ -34,6 +34,13 @@ def test_a_resumed_node_polls_the_remembered_job_instead_of_submitting(hosted_se
         row = s.scalar(select(ExecutionNode).where(ExecutionNode.execution_id == execution_id,
                                                    ExecutionNode.node_id == "gen"))
         row.memory = {"vendor_job": {"provider": "fal", "model": "fal-ai/flux-2-pro", "requestId": request_id}}
+        row.status = "RUNNING"
+        # the state a worker leaves behind when it dies mid-node: its attempt started the execution and
+        # holds the job, whose lease has run out
+        ex = s.get(Execution, execution_id)
+        ex.status, ex.attempts = "RUNNING", 1
+        job = s.scalar(select(Job).where(Job.execution_id == execution_id))
+        job.state, job.attempts, job.lease_owner, job.lease_expires_at = "claimed", 1, "dead-worker", 0.0
     before.stop()
 
     after = hosted_server(data_dir=data_dir)
