@@ -58,19 +58,20 @@ class Worker:
                 if len(self._tasks) >= self.concurrency:
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                room = self.concurrency - len(self._tasks)
+                self._wakeup.clear()  # before claiming: an enqueue during the claim still wakes the next look
                 try:
                     # as many as there is room for, claimed and started in one transaction
                     claims = await asyncio.to_thread(self.queue.claim_many, worker_id=self.worker_id,
-                                                     queues=self.queues, limit=self.concurrency - len(self._tasks),
-                                                     start=self.runner.start_in)
+                                                     queues=self.queues, limit=room, start=self.runner.start_in)
                 except Exception:
                     log.exception("claim failed; retrying")
                     claims = []
-                if claims:
-                    for claim, started in claims:
-                        self._start(claim, started)
-                    continue
-                self._wakeup.clear()
+                for claim, started in claims:
+                    self._start(claim, started)
+                if len(claims) == room:
+                    continue  # there may be more: look again (or wait for a slot) at once
+                # fewer than asked for: nothing else is claimable now; an enqueue wakes us, else the next poll
                 stop_wait = asyncio.create_task(stop.wait())
                 wake_wait = asyncio.create_task(self._wakeup.wait())
                 await asyncio.wait({stop_wait, wake_wait}, timeout=self.poll_interval,
