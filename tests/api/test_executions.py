@@ -98,6 +98,8 @@ def test_inputs_are_checked(api: tuple[httpx.Client, str]) -> None:
     assert details({"count": 2, "title": 5})[0]["path"] == "inputs.title"
     assert details({"count": 2, "flag": "yes"})[0]["path"] == "inputs.flag"
     assert details({"count": 2, "colour": "red"})[0]["path"] == "inputs.colour"
+    too_deep = details({"count": 2, "title": json.loads("[" * 500 + "]" * 500)})  # refused before it is stored
+    assert too_deep == [{"path": "inputs.title", "message": "nested more than 64 levels deep"}]
     r = c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": []})
     assert r.status_code == 422
     assert run_to_end(c, wid, {"count": 3})["outputs"] == {"n": 3}

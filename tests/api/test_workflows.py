@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from tests.support.server import LiveServer, run_to_end, text_graph
 
@@ -66,7 +68,16 @@ def test_adversarial_graphs_answer_4xx(api: tuple[httpx.Client, str]) -> None:
         nested = [nested]
     r = c.post("/api/v1/workflows/validate", content=b'{"graph": ' + b"[" * 5000 + b"]" * 5000 + b"}",
                headers={"Content-Type": "application/json"}, timeout=30)
-    assert 400 <= r.status_code < 500
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    # nested deeply but within what the JSON parser takes: refused before anything stores or copies it
+    deep_param = {"nodes": [{"id": "j", "type": "input.json",
+                             "params": {"name": "n", "default": json.loads("[" * 900 + "]" * 900)}}]}
+    r = c.post("/api/v1/workflows", json={"name": "deep", "graph": deep_param}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "nodes[0]"
+    # an Idempotency-Key makes the server fingerprint the body first: that must not turn it into a 500
+    r = c.post("/api/v1/workflows", content=b'{"a": ' * 2000, timeout=30,
+               headers={"Content-Type": "application/json", "Idempotency-Key": "deep-1"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
 
 def test_search_and_cursor_pagination(api: tuple[httpx.Client, str]) -> None:

@@ -221,3 +221,24 @@ def test_fanned_list_outputs_become_lists_of_lists() -> None:
     # a list of lists into a list port runs once per inner list, so the join's output is a list again
     assert g.nodes["j"].fanned_inputs == frozenset({"parts"})
     assert g.nodes["j"].output_types == {"text": "list<text>"}
+
+
+def deep(levels: int) -> object:
+    value: object = "x"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_json_nesting_limit(registry: Registry) -> None:
+    from nodeloom.engine.schema import MAX_JSON_DEPTH, too_deep
+
+    assert not too_deep(deep(MAX_JSON_DEPTH)) and too_deep(deep(MAX_JSON_DEPTH + 1))
+    assert not too_deep(deep(100_000), limit=10**6)  # iterative: no RecursionError at any depth
+    ok = {"id": "j", "type": "input.json", "params": {"name": "n", "default": deep(MAX_JSON_DEPTH - 1)}}
+    validate({"nodes": [ok]}, registry)
+    d = errors_of({"nodes": [ok, {"id": "k", "type": "input.json", "params": {"name": "m", "default": deep(900)}}]},
+                  registry)
+    assert paths(d) == ["nodes[1]"] and "64 levels" in d[0]["message"]
+    d = errors_of({"nodes": [ok], "layout": deep(900)}, registry)  # what is kept beside the nodes is checked too
+    assert paths(d) == ["graph.layout"]

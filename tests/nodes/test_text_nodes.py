@@ -247,6 +247,8 @@ async def test_json_parse_and_its_errors() -> None:
     assert bad.value.code == "invalid_json"
     with pytest.raises(NodeError, match="nested too deeply"):
         await run_node("text.json_parse", {"text": "[" * 100_000})
+    with pytest.raises(NodeError, match="more than 64 levels"):  # parses, but would break what comes after
+        await run_node("text.json_parse", {"text": "[" * 200 + "]" * 200})
 
 
 async def test_json_stringify_compact_indented_sorted() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.support.server import publish, run_to_end
@@ -37,6 +39,36 @@ def test_http_request_is_guarded(make_server: Any) -> None:
                                     "inputs": {"url": f"{dev.url}/api/v1/workflows"}}, {"status": "status"}))
         res = run_to_end(c, wid)  # no key sent: 401, and failOnError fails the node
         assert res["status"] == "FAILED" and res["error"]["code"] == "http_error"
+
+
+def test_http_request_keeps_too_deeply_nested_json_as_text(make_server: Any) -> None:
+    body = b"[" * 200 + b"]" * 200
+
+    class Deep(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Deep)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        dev = make_server(allow_private_urls=True)
+        _a, key = dev.account()
+        with dev.client(key) as c:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/deep"
+            wid = publish(c, graph_for({"id": "h", "type": "util.http_request", "inputs": {"url": url}},
+                                       {"body": "body"}))
+            res = run_to_end(c, wid)
+        assert res["status"] == "COMPLETED", res
+        assert res["outputs"]["body"] == body.decode()  # more than 64 levels: not parsed, passed on as text
+    finally:
+        httpd.shutdown()
 
 
 def test_hash_uuid_timestamp(api: tuple[Any, str]) -> None:

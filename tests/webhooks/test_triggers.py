@@ -113,6 +113,10 @@ def test_bad_bodies(fast_api: FastApi) -> None:
         r = anon.post(f"/api/v1/webhooks/{hook}", json={"nope": 1})
         assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "inputs.nope"
         assert anon.post(f"/api/v1/webhooks/{hook}", content=b"").status_code == 202  # no inputs: defaults
+        r = anon.post(f"/api/v1/webhooks/{hook}", content=b'{"prompt": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"  # too deep to parse
+        r = anon.post(f"/api/v1/webhooks/{hook}", content=b'{"prompt": ' + b"[" * 100 + b"]" * 100 + b"}")
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "inputs.prompt"
 
 
 # signed triggers -----------------------------------------------------------------------------------------

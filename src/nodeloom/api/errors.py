@@ -58,6 +58,9 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 404 and message == "Not Found":
             message = "no such resource"
+        if exc.status_code == 400 and message == "There was an error parsing the body":  # FastAPI's, e.g. too deep
+            return envelope(400, "invalid_json", "the request body could not be parsed (malformed, or JSON nested "
+                            "too deeply)")
         return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -14,7 +14,7 @@ from typing import Any
 from nodeloom.engine.errors import GraphError
 from nodeloom.engine.node import Node
 from nodeloom.engine.registry import Registry
-from nodeloom.engine.schema import check_value, compatible, element_type, fans_out, list_of
+from nodeloom.engine.schema import MAX_JSON_DEPTH, check_value, compatible, element_type, fans_out, list_of, too_deep
 
 MAX_ID_LENGTH = 64
 
@@ -122,6 +122,10 @@ def validate(raw: Any, registry: Registry, *, limits: Limits = Limits(), check_a
         raise GraphError([{"path": "graph.nodes",
                            "message": f"too many nodes: {len(raw_nodes)} > limit {limits.max_nodes}"}])
 
+    for key, value in raw.items():  # what the canvas or a client keeps beside the nodes is stored too
+        if key != "nodes" and too_deep(value):
+            err(f"graph.{key}", f"nested more than {MAX_JSON_DEPTH} levels deep")
+
     index_of: dict[str, int] = {}
     for i, rn in enumerate(raw_nodes):
         if not isinstance(rn, dict):
@@ -147,6 +151,9 @@ def validate(raw: Any, registry: Registry, *, limits: Limits = Limits(), check_a
             reason = registry.unavailable_reason(node_type.type)
             if reason:
                 err(f"nodes[{i}].type", f"node type '{type_name}' is unavailable on this server: {reason}")
+        if too_deep(rn, MAX_JSON_DEPTH + 2):  # the node object and its params/inputs are two levels
+            err(f"nodes[{i}]", f"nested more than {MAX_JSON_DEPTH} levels deep")
+            continue
         params = rn.get("params", {}) or {}
         if not isinstance(params, dict):
             err(f"nodes[{i}].params", "params must be an object")

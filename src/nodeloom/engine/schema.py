@@ -12,6 +12,26 @@ SCALAR_TYPES = frozenset(
     {"text", "number", "integer", "boolean", "json", "image", "video", "audio", "file", "mask", "boxes", "any"}
 )
 MEDIA_TYPES = frozenset({"image", "video", "audio", "file", "mask"})
+#: JSON values (params, inputs, parsed texts) may nest at most this deep: far beyond any real workflow, and far
+#: below the depth at which Python's recursive JSON encoding and copying would fail
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Does `value` nest objects/arrays more than `limit` levels deep? (Iterative: safe on any depth.)"""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def is_list(t: PortType) -> bool:

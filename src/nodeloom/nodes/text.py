@@ -14,7 +14,7 @@ import regex
 
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
-from nodeloom.engine.schema import Param, Port
+from nodeloom.engine.schema import MAX_JSON_DEPTH, Param, Port, too_deep
 
 MAX_TEXT = 1_000_000
 REGEX_TIMEOUT_S = 1.0
@@ -368,12 +368,15 @@ class TextJsonParse(Node):
     async def run(self, ctx: Context, *, text: str) -> dict[str, Any]:
         _check_length(text)
         try:
-            return {"value": json.loads(text)}
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise NodeError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                             code="invalid_json") from exc
         except RecursionError as exc:
             raise NodeError("the JSON is nested too deeply", code="invalid_json") from exc
+        if too_deep(value):
+            raise NodeError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", code="invalid_json")
+        return {"value": value}
 
 
 class TextJsonStringify(Node):

@@ -10,7 +10,7 @@ from typing import Any
 
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
-from nodeloom.engine.schema import Param, Port
+from nodeloom.engine.schema import Param, Port, too_deep
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 
@@ -59,8 +59,10 @@ class HttpRequest(Node):
         if (res.content_type or "").endswith("json"):
             try:
                 parsed = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
+            if too_deep(parsed):  # kept as the text it came as
+                parsed = text
         return {"status": res.status_code, "body": parsed, "headers": dict(res.headers)}
 
 

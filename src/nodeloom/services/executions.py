@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select
 
 from nodeloom.clock import Clock, iso
 from nodeloom.engine.graph import Graph
-from nodeloom.engine.schema import MEDIA_TYPES
+from nodeloom.engine.schema import MAX_JSON_DEPTH, MEDIA_TYPES, too_deep
 from nodeloom.errors import Conflict, NotFound, ValidationFailed
 from nodeloom.queue.base import QueueBackend
 from nodeloom.services.files import FileService
@@ -62,6 +62,9 @@ def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
         if name not in schema:
             errors.append({"path": f"inputs.{name}", "message": f"unknown input '{name}'; this workflow takes "
                            + (", ".join(sorted(schema)) or "no inputs")})
+            continue
+        if too_deep(value):
+            errors.append({"path": f"inputs.{name}", "message": f"nested more than {MAX_JSON_DEPTH} levels deep"})
             continue
         node = graph.nodes[schema[name]["nodeId"]]
         value, problem = node.type.check_input(value, node.params)  # type: ignore[attr-defined]

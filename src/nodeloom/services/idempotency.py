@@ -55,7 +55,7 @@ def fingerprint(*, method: str, path: str, query: str, content_type: str, body: 
     if content_type.startswith("application/json") or (body[:1] in (b"{", b"[")):
         try:
             canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or nested too deeply to parse
             canonical = None
         if canonical is not None:
             h.update(b"json\0" + canonical.encode())

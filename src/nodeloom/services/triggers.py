@@ -212,6 +212,8 @@ def _inputs(body: bytes) -> dict[str, Any]:
         value = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("the request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply", code="invalid_json") from None
     if not isinstance(value, dict):
         raise ValidationFailed("the body must be a JSON object of inputs",
                                [{"path": "body", "message": "expected an object"}], code="invalid_inputs")
