@@ -179,6 +179,10 @@ def test_sse_replays_follows_live_and_resumes(api: tuple[httpx.Client, str]) -> 
     resumed = read_sse(c, f"/api/v1/workflows/executions/{eid}/events", {"Last-Event-ID": str(middle)})
     assert resumed == [e for e in live if e["id"] > middle]
     assert live[-1]["data"]["outputs"] == {"value": "x"}
+    # an id that is not one of ours (not ASCII digits, or past any 64-bit sequence) replays from the first
+    for odd in ("999999999999999999999", "-3", "abc"):
+        assert read_sse(c, f"/api/v1/workflows/executions/{eid}/events", {"Last-Event-ID": odd}) == live
+    assert read_sse(c, f"/api/v1/workflows/executions/{eid}/events?lastEventId=%C2%B2") == live  # "²" is a digit
 
 
 def test_cancel_running_and_finished(api: tuple[httpx.Client, str]) -> None:

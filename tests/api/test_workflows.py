@@ -125,6 +125,12 @@ def test_publish_makes_immutable_versions(api: tuple[httpx.Client, str]) -> None
     assert v1["nodeVersions"]["tpl"] == 1
     assert c.get(f"/api/v1/workflows/{wid}/versions/9").status_code == 404
     assert c.post(f"/api/v1/workflows/{wid}/execute", json={"version": 9}).status_code == 404
+    # numbers no version can have are malformed (422), not unknown, and never reach the database
+    for bad in ("0", "999999999999999999999"):
+        r = c.get(f"/api/v1/workflows/{wid}/versions/{bad}")
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "version"
+    r = c.post(f"/api/v1/workflows/{wid}/execute", json={"version": 999999999999999999999})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"].startswith("version")
     assert c.get(f"/api/v1/workflows/{wid}").json()["publishedVersion"] == 2
     # published graphs are cached for execute; a deleted workflow still cannot run from that cache
     assert c.delete(f"/api/v1/workflows/{wid}").status_code == 204

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: a published version's number (a 64-bit database column: anything past this is malformed, not unknown)
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Body(BaseModel):
@@ -30,14 +33,14 @@ class GraphBody(Body):
 
 class ExecuteBody(Body):
     inputs: dict[str, Any] = Field(default_factory=dict)
-    version: int | Literal["draft"] | None = None
+    version: VersionNumber | Literal["draft"] | None = None
     webhookUrl: str | None = Field(default=None, max_length=2048)
     webhookEvents: list[Literal["started", "node.completed", "completed", "failed", "cancelled"]] | None = None
 
 
 class EstimateBody(Body):
     inputs: dict[str, Any] = Field(default_factory=dict)
-    version: int | Literal["draft"] | None = None
+    version: VersionNumber | Literal["draft"] | None = None
 
 
 class KeyCreate(Body):

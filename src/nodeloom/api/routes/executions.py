@@ -18,6 +18,9 @@ from nodeloom.api.schemas import ExecuteBody
 from nodeloom.errors import Forbidden
 from nodeloom.types import TERMINAL_STATUSES
 
+#: a Last-Event-ID we resume after: an event's sequence number (ASCII digits, within a 64-bit column)
+EVENT_ID = re.compile(r"[0-9]{1,18}")
+
 router = APIRouter(prefix="/api/v1/workflows", tags=["executions"])
 
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.I)
@@ -95,7 +98,8 @@ async def events(execution_id: str, request: Request, rt: RuntimeDep, p: ReadSco
                  last_event_id: str | None = Header(default=None),
                  lastEventId: str | None = Query(default=None)) -> StreamingResponse:
     resume = last_event_id or lastEventId
-    after = int(resume) if resume and resume.isdigit() else 0
+    # an id is the event's sequence number; anything else (or absurdly large) replays from the first
+    after = int(resume) if resume and EVENT_ID.fullmatch(resume) else 0
     # the first read happens before the response starts, so an unknown id is a clean 404
     first, status = await run_in_threadpool(rt.executions.events_after, account_id=p.account_id,
                                             execution_id=execution_id, after=after)

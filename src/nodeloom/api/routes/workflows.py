@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from nodeloom.api.deps import ManageScope, ReadScope, RuntimeDep
 from nodeloom.api.schemas import GraphBody, WorkflowCreate, WorkflowUpdate
@@ -57,5 +57,6 @@ def list_versions(workflow_id: str, rt: RuntimeDep, p: ReadScope) -> dict[str, A
 
 
 @router.get("/{workflow_id}/versions/{version}")
-def get_version(workflow_id: str, version: int, rt: RuntimeDep, p: ReadScope) -> dict[str, Any]:
+def get_version(workflow_id: str, rt: RuntimeDep, p: ReadScope,
+                version: int = Path(ge=1, le=2**31 - 1)) -> dict[str, Any]:
     return rt.workflows.version(account_id=p.account_id, workflow_id=workflow_id, version=version)
