@@ -167,9 +167,9 @@ class ExecutionRunner:
         if now - self._last_beat.get(claim.execution_id, 0) >= self.heartbeat_seconds:
             alive = self.queue.heartbeat(claim)
             self._last_beat[claim.execution_id] = now
-        with self.db.read() as s:
-            ex = s.get(Execution, claim.execution_id)
-            return alive, bool(ex is not None and ex.cancel_requested)
+        with self.db.read() as s:  # one column, every second, for every running execution: not the whole row
+            cancel_requested = s.scalar(select(Execution.cancel_requested).where(Execution.id == claim.execution_id))
+            return alive, bool(cancel_requested)
 
     # ------------------------------------------------------------------------------------------------
     def _start(self, claim: Claim) -> Any:
