@@ -19,18 +19,16 @@ MAX_JSON_DEPTH = 64
 
 def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Does `value` nest objects/arrays more than `limit` levels deep? (Iterative: safe on any depth.)"""
+    if not isinstance(value, (dict, list, tuple)):
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list, tuple)):
+                stack.append((child, depth + 1))
     return False
 
 
