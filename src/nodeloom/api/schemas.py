@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: a published version's number (a 64-bit database column: anything past this is malformed, not unknown)
+#: a published version number: a small counter, so anything past 2^31 is malformed (422), not unknown (404)
 VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
