@@ -335,12 +335,14 @@ def run_celery_worker(settings: Settings, *, queues: tuple[str, ...], concurrenc
 
     @rt.celery.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
     def execute(task: Any, execution_id: str) -> None:
-        claim = rt.queue.claim_execution(execution_id=execution_id, worker_id=worker_id)
-        if claim is None:
+        # claimed and started (marked RUNNING) in one transaction, as the embedded loop does
+        claimed = rt.queue.claim_execution(execution_id=execution_id, worker_id=worker_id, start=rt.runner.start_in)
+        if claimed is None:
             if rt.queue.is_waiting(execution_id):  # capped by its plan's concurrency: try again shortly
                 raise task.retry(countdown=1.0)
             return  # done, cancelled, or a live worker holds it: this message was a duplicate
-        asyncio.run_coroutine_threadsafe(rt.runner.run(claim), loop).result()
+        claim, started = claimed
+        asyncio.run_coroutine_threadsafe(rt.runner.run(claim, started), loop).result()
 
     try:
         rt.celery.worker_main(["worker", "-Q", ",".join(queues), "-c", str(concurrency), "--pool", "threads",

@@ -81,3 +81,21 @@ def test_a_failing_start_hook_still_claims_so_the_runner_retries_it(rt: Any) -> 
     with rt.db.read() as s:
         assert s.get(Execution, first).status == "QUEUED"  # the failed transaction's start was rolled back
         assert set(s.scalars(select(Job.state))) == {"claimed"}
+
+
+def test_a_named_claim_starts_in_its_transaction_and_respects_the_cap(rt: Any) -> None:
+    """The Celery task's claim: one named job, started in the claim's transaction, never past the cap."""
+    free = rt.accounts.create_account(name="free", plan="free", credits=100).id  # free: 2 at once
+    a, b, c = submit(rt, free, workflow(rt, free), 3)
+    claim, started = rt.sql_queue.claim_execution(execution_id=a, worker_id="w", start=rt.runner.start_in)
+    assert claim.execution_id == a and started[2] == {}  # (graph, inputs, completed, memory)
+    with rt.db.read() as s:
+        assert s.get(Execution, a).status == "RUNNING"
+    assert rt.sql_queue.claim_execution(execution_id=a, worker_id="w2") is None  # leased by a live worker
+
+    def boom(s: Any, claim: Any) -> Any:
+        raise RuntimeError("boom")
+
+    assert rt.sql_queue.claim_execution(execution_id=b, worker_id="w", start=boom)[1] is None  # claimed anyway
+    assert rt.sql_queue.claim_execution(execution_id=c, worker_id="w") is None  # two running: the cap holds
+    assert rt.sql_queue.is_waiting(c)

@@ -58,8 +58,8 @@ class CeleryQueue:
                    start: Any = None) -> list[tuple[Claim, Any]]:
         return self.sql.claim_many(worker_id=worker_id, queues=queues, limit=limit, start=start)
 
-    def claim_execution(self, *, execution_id: str, worker_id: str) -> Claim | None:
-        return self.sql.claim_execution(execution_id=execution_id, worker_id=worker_id)
+    def claim_execution(self, *, execution_id: str, worker_id: str, start: Any = None) -> tuple[Claim, Any] | None:
+        return self.sql.claim_execution(execution_id=execution_id, worker_id=worker_id, start=start)
 
     def is_waiting(self, execution_id: str) -> bool:
         return self.sql.is_waiting(execution_id)

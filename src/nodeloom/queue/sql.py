@@ -104,9 +104,19 @@ class SqlQueue:
         return Claim(execution_id=job.execution_id, account_id=job.account_id, attempt=job.attempts,
                      worker_id=worker_id)
 
-    def claim_execution(self, *, execution_id: str, worker_id: str) -> Claim | None:
-        """Claim one named job (the Celery task for it arrived). None when it is gone, leased by a live
-        worker, or its account is at its concurrency cap (the caller retries later)."""
+    def claim_execution(self, *, execution_id: str, worker_id: str,
+                        start: StartHook | None = None) -> tuple[Claim, Any] | None:
+        """Claim one named job (the Celery task for it arrived) and run `start` in that transaction, as
+        `claim_many` does (with the same fallback when it fails). None when the job is gone, leased by a
+        live worker, or its account is at its concurrency cap (the caller retries later)."""
+        if start is not None:
+            try:
+                return self._claim_named(execution_id, worker_id, start)
+            except Exception:
+                log.exception("starting %s inside its claim failed; claiming it without that", execution_id)
+        return self._claim_named(execution_id, worker_id, None)
+
+    def _claim_named(self, execution_id: str, worker_id: str, start: StartHook | None) -> tuple[Claim, Any] | None:
         now = self.clock.time()
         with self.db.write() as s:
             q = select(Job).where(Job.execution_id == execution_id)
@@ -117,7 +127,8 @@ class SqlQueue:
                 return None
             if self.cap_filter and not self.cap_filter(s).take(job.account_id):
                 return None
-            return self._take(job, worker_id, now)
+            claim = self._take(job, worker_id, now)
+            return claim, (start(s, claim) if start is not None else None)
 
     def is_waiting(self, execution_id: str) -> bool:
         """The job is still queued (e.g. held back by its account's concurrency cap)."""
