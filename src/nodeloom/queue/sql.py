@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +39,20 @@ CapFilter = Callable[[Session], Room]
 StartHook = Callable[[Session, Claim], Any]
 
 
+T = TypeVar("T")
+
+
+def _with_start_fallback(claim: Callable[[StartHook | None], T], start: StartHook | None) -> T:
+    """Claim with the start hook; if it fails, that transaction rolls back and the claim is made again without
+    it (the runner then starts on its own), so a poisoned execution uses up its attempts instead of blocking."""
+    if start is not None:
+        try:
+            return claim(start)
+        except Exception:
+            log.exception("starting executions inside their claim failed; claiming them without it")
+    return claim(None)
+
+
 class SqlQueue:
     def __init__(self, db: Database, *, clock: Clock, lease_seconds: float, cap_filter: CapFilter | None = None):
         self.db = db
@@ -65,12 +79,7 @@ class SqlQueue:
         blocking the queue."""
         if limit < 1:
             return []
-        if start is not None:
-            try:
-                return self._claim(worker_id, queues, limit, start)
-            except Exception:
-                log.exception("starting executions inside their claim failed; claiming them without it")
-        return self._claim(worker_id, queues, limit, None)
+        return _with_start_fallback(lambda hook: self._claim(worker_id, queues, limit, hook), start)
 
     def _claim(self, worker_id: str, queues: tuple[str, ...], limit: int,
                start: StartHook | None) -> list[tuple[Claim, Any]]:
@@ -109,12 +118,7 @@ class SqlQueue:
         """Claim one named job (the Celery task for it arrived) and run `start` in that transaction, as
         `claim_many` does (with the same fallback when it fails). None when the job is gone, leased by a
         live worker, or its account is at its concurrency cap (the caller retries later)."""
-        if start is not None:
-            try:
-                return self._claim_named(execution_id, worker_id, start)
-            except Exception:
-                log.exception("starting %s inside its claim failed; claiming it without that", execution_id)
-        return self._claim_named(execution_id, worker_id, None)
+        return _with_start_fallback(lambda hook: self._claim_named(execution_id, worker_id, hook), start)
 
     def _claim_named(self, execution_id: str, worker_id: str, start: StartHook | None) -> tuple[Claim, Any] | None:
         now = self.clock.time()
