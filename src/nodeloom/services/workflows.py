@@ -149,13 +149,14 @@ class WorkflowService:
         """What an execution runs: the workflow (id, webhook settings), the graph's JSON, the version
         (None for the draft) and the checked graph — the latest published version, a named one, or the draft."""
         with self.db.read() as s:
-            wf = s.execute(select(Workflow.id, Workflow.account_id, Workflow.published_version,
-                                  Workflow.webhook_settings).where(Workflow.id == workflow_id)).first()
+            columns = [Workflow.id, Workflow.account_id, Workflow.published_version, Workflow.webhook_settings]
+            if version == "draft":  # the draft's graph comes with the row; a published one from its version
+                columns.append(Workflow.graph)
+            wf = s.execute(select(*columns).where(Workflow.id == workflow_id)).first()
             if wf is None or wf.account_id != account_id:
                 raise NotFound("workflow not found")
             if version == "draft":
-                graph_json = s.scalar(select(Workflow.graph).where(Workflow.id == workflow_id))
-                return wf, graph_json, None, self.check_graph(graph_json)
+                return wf, wf.graph, None, self.check_graph(wf.graph)
             if version is None:
                 if wf.published_version is None:
                     raise Conflict("this workflow has no published version; publish it or run the draft",
