@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bench_platform.py [--requests N] [--redis redis://127.0.0.1:6379/0]
 
-Two apps share one Runtime (embedded default: SQLite, memory rate-limit storage): the real one, and a
+Two apps share one object graph (compose.build) (embedded default: SQLite, memory rate-limit storage): the real one, and a
 baseline built the same way without the RateLimit and Idempotency middlewares. Requests go to both,
 interleaved, in-process over ASGI (no sockets, so the figures are the middleware's and not the
 network's). The baseline still authenticates in the route, so "added" is what the path costs on top.
@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nodeloom.api import create_app
 from nodeloom.api.idempotency import IdempotencyMiddleware
 from nodeloom.api.ratelimit import RateLimitMiddleware
+from nodeloom.compose import Services, build
 from nodeloom.settings import Settings
 from nodeloom.types import ALL_SCOPES
-from nodeloom.worker import Runtime
 
 GRAPH = {"nodes": [
     {"id": "prompt", "type": "input.text", "params": {"name": "prompt", "default": "world"}},
@@ -63,7 +63,7 @@ async def compare(name: str, limited: httpx.AsyncClient, baseline: httpx.AsyncCl
     print(f"{name:<52} {b50:8.3f} {b99:8.3f} {l50:8.3f} {l99:8.3f} {l50 - b50:+9.3f} {l99 - b99:+9.3f}")
 
 
-def components(rt: Runtime, account_id: str, key: str, n: int) -> None:
+def components(rt: Services, account_id: str, key: str, n: int) -> None:
     """The pieces on their own, called directly (µs): what the path is made of."""
 
     def timed(fn: Callable[[int], object]) -> tuple[float, float]:
@@ -101,11 +101,11 @@ async def main() -> None:
     settings = Settings(data_dir=data, secret_key="bench-secret-0123456789", embedded_workers=False,
                         process_pool_size=0, redis_url=args.redis, rate_limit_namespace=f"bench-{uuid.uuid4().hex[:8]}",
                         plans={"enterprise": {"requests_per_minute": 10_000_000, "executions_per_minute": 10_000_000}})
-    rt = Runtime(settings, migrate=True)
+    rt = build(settings, migrate=True)
     account = rt.accounts.create_account(name="bench", plan="enterprise", credits=0)
     _row, key = rt.accounts.create_key(account_id=account.id, name="bench", scopes=list(ALL_SCOPES))
-    limited_app = create_app(settings, runtime=rt, run_workers=False)
-    baseline_app = create_app(settings, runtime=rt, run_workers=False)
+    limited_app = create_app(settings, services=rt, run_workers=False)
+    baseline_app = create_app(settings, services=rt, run_workers=False)
     baseline_app.user_middleware = [m for m in baseline_app.user_middleware
                                     if m.cls not in (RateLimitMiddleware, IdempotencyMiddleware)]
     headers = {"Authorization": f"Bearer {key}"}

@@ -16,9 +16,9 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     servers: list[LiveServer] = []
 
     def factory(**overrides: Any) -> LiveServer:
-        runtime_kwargs = {k: overrides.pop(k) for k in ("resolver", "clock") if k in overrides}
+        build_kwargs = {k: overrides.pop(k) for k in ("resolver", "clock") if k in overrides}
         sub = tmp_path / f"s{len(servers)}"
-        srv = LiveServer(make_settings(sub, **overrides), **runtime_kwargs).start()
+        srv = LiveServer(make_settings(sub, **overrides), **build_kwargs).start()
         servers.append(srv)
         return srv
 

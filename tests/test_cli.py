@@ -113,12 +113,12 @@ def test_demo_includes_the_offline_poster_workflow(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from nodeloom.api import create_app
+    from nodeloom.compose import build
     from nodeloom.demo import ensure_demo
     from nodeloom.settings import Settings
-    from nodeloom.worker import Runtime
 
     settings = Settings(data_dir=tmp_path / "d", secret_key="test-secret-key-0123456789", process_pool_size=0)
-    rt = Runtime(settings, migrate=True)
+    rt = build(settings, migrate=True)
     if rt.registry.unavailable_reason("upscale.realesrgan") or rt.registry.unavailable_reason("background.remove"):
         import pytest
 
@@ -126,7 +126,7 @@ def test_demo_includes_the_offline_poster_workflow(tmp_path: Path) -> None:
             pytest.fail("the offline models must be installed in CI (make models)")
         pytest.skip("offline models not installed")
     creds = ensure_demo(rt)
-    with TestClient(create_app(settings, runtime=rt)) as c:
+    with TestClient(create_app(settings, services=rt)) as c:
         r = c.post(f"/api/v1/workflows/{creds['posterWorkflowId']}/execute", json={"inputs": {"caption": "hi"}},
                    headers={"Authorization": f"Bearer {creds['apiKey']}", "Prefer": "wait=120"})
         body = r.json()

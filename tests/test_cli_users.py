@@ -14,16 +14,16 @@ from sqlalchemy import func, select
 from tests.support.server import ROOT, free_port, wait_http
 from tests.test_cli import cli
 
+from nodeloom.compose import build
 from nodeloom.settings import Settings
 from nodeloom.storage.models import Account
-from nodeloom.worker import Runtime
 
 SECRET = "test-secret-key-0123456789"
 
 
 def signs_in(data: Path, email: str, password: str) -> str:
     """Sign in against the CLI's database in process; returns the account id the user acts for."""
-    rt = Runtime(Settings(data_dir=data, secret_key=SECRET, process_pool_size=0), migrate=False)
+    rt = build(Settings(data_dir=data, secret_key=SECRET, process_pool_size=0), migrate=False)
     try:
         return str(rt.users.login(email=email, password=password, client="test").body["account"]["id"])
     finally:
@@ -68,7 +68,7 @@ def test_a_taken_email_leaves_no_account_behind(tmp_path: Path) -> None:
     res = cli(data, "accounts", "create", "--name", "B", "--email", "A@acme.dev", "--password", "long-enough",
               check=False)
     assert res.returncode == 2 and "already exists" in res.stderr
-    rt = Runtime(Settings(data_dir=data, secret_key=SECRET, process_pool_size=0), migrate=False)
+    rt = build(Settings(data_dir=data, secret_key=SECRET, process_pool_size=0), migrate=False)
     try:
         with rt.db.read() as s:
             assert s.scalar(select(func.count()).select_from(Account)) == 1

@@ -5,15 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from nodeloom.settings import Settings
+from nodeloom.api import create_app
+from nodeloom.compose import Services, build, node_secret_names
+from nodeloom.demo import ensure_demo
+from nodeloom.errors import ApiError
+from nodeloom.localrun import run_local
+from nodeloom.logs import configure_logging
+from nodeloom.settings import Settings, scrub_secret_environment
+from nodeloom.storage.blobs import make_blob_store
+from nodeloom.storage.copy import CopyError, copy_database, copy_files
+from nodeloom.storage.migrate import upgrade
+from nodeloom.types import ALL_SCOPES
+from nodeloom.worker import run_celery_worker
 
 app = typer.Typer(help="nodeloom: node-based AI workflows as a REST API.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -29,17 +42,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _runtime(migrate: bool = True) -> Any:
-    from nodeloom.worker import Runtime
-
-    return Runtime(Settings(), migrate=migrate)
+def _services(migrate: bool = True) -> Services:
+    return build(Settings(), migrate=migrate)
 
 
 @app.command()
 def migrate() -> None:
     """Apply database migrations (Alembic) to NODELOOM_DATABASE_URL or the embedded SQLite file."""
-    from nodeloom.storage.migrate import upgrade
-
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
@@ -51,17 +60,13 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
           demo: Annotated[bool, typer.Option(help="Create (once) and print a demo account")] = False) -> None:
     """Run the API server with its embedded workers (SQLite + local files on the embedded default)."""
-    import uvicorn
-
-    from nodeloom.api import create_app
-    from nodeloom.demo import ensure_demo
 
     settings = Settings()
-    from nodeloom.worker import Runtime
-
-    rt = Runtime(settings, migrate=True)
+    services = build(settings, migrate=True)
+    # read once into Settings (and declared node secrets into the runner): nodes and child processes never see them
+    scrub_secret_environment(node_secrets=node_secret_names(services.runnable))
     if demo:
-        creds = ensure_demo(rt)
+        creds = ensure_demo(services)
         url = f"http://{host}:{port}"
         console.print(f"\n[bold green]nodeloom is starting at {url}[/]  (API docs: {url}/docs)", soft_wrap=True)
         console.print(f"  demo account: {creds['accountId']}")
@@ -76,10 +81,9 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
         console.print(f"  try: curl -s -X POST {url}/api/v1/workflows/{creds.get('workflowId')}/execute "
                       f"-H 'Authorization: Bearer {creds['apiKey']}' -H 'Content-Type: application/json' "
                       "-H 'Prefer: wait=30' -d '{\"inputs\": {}}'\n", soft_wrap=True)
-    from nodeloom.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(create_app(settings, runtime=rt), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(create_app(settings, services=services), host=host, port=port, log_config=None, access_log=False)
 
 
 @accounts_app.command("create")
@@ -92,15 +96,12 @@ def accounts_create(name: Annotated[str, typer.Option(help="Account name")],
                                                                  "--email comes without it)")] = None,
                     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
     """Create an account and an API key with every scope (and, with --email, its owner)."""
-    from nodeloom.errors import ApiError
-    from nodeloom.types import ALL_SCOPES
-
     if password is not None and email is None:
         err_console.print("[red]error:[/] --password needs --email")
         raise typer.Exit(2)
     if email is not None and password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    rt = _runtime()
+    rt = _services()
     user = None
     try:
         if email is not None and password is not None:
@@ -129,9 +130,7 @@ def users_create(email: Annotated[str, typer.Option(help="Sign-in email")],
                                                        help="Password (asked for when not given)")],
                  as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
     """Create a person who signs in to the dashboard and acts for an account with every scope."""
-    from nodeloom.errors import ApiError
-
-    rt = _runtime()
+    rt = _services()
     try:
         user = rt.users.create_user(account_id=account, email=email, password=password)
     except ApiError as exc:
@@ -145,10 +144,8 @@ def users_create(email: Annotated[str, typer.Option(help="Sign-in email")],
 
 def _account_command(action: Any, as_json: bool) -> None:
     """Run one account change and print its result (exit 2 with the message on a refusal)."""
-    from nodeloom.errors import ApiError
-
     try:
-        result = action(_runtime())
+        result = action(_services())
     except ApiError as exc:
         err_console.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(2) from exc
@@ -197,9 +194,7 @@ def keys_create(account: Annotated[str, typer.Option(help="Account id (acct_...)
                 name: Annotated[str, typer.Option(help="Key name")] = "cli",
                 as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line")] = False) -> None:
     """Create an API key for an account."""
-    from nodeloom.errors import ApiError
-
-    rt = _runtime()
+    rt = _services()
     try:
         row, token = rt.accounts.create_key(account_id=account, name=name,
                                             scopes=[s.strip() for s in scopes.split(",") if s.strip()])
@@ -218,9 +213,6 @@ def db_copy(source: Annotated[str, typer.Option("--from", help="Source database 
             files_from: Annotated[str | None, typer.Option(help="Source file store (a directory or s3://…)")] = None,
             files_to: Annotated[str | None, typer.Option(help="Target file store (s3://bucket/prefix or a directory)")] = None) -> None:
     """Move an install's data to another database (and its files to another store) without loss."""
-    from nodeloom.storage.blobs import make_blob_store
-    from nodeloom.storage.copy import CopyError, copy_database, copy_files
-
     settings = Settings()
     try:
         counts = copy_database(source, target, progress=lambda t, n: console.print(f"  {t}: {n} rows"))
@@ -238,7 +230,7 @@ def db_copy(source: Annotated[str, typer.Option("--from", help="Source database 
 @app.command("nodes")
 def nodes_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON")] = False) -> None:
     """List the node catalogue."""
-    catalogue = _runtime().registry.catalogue()  # the server's view: hosted nodes need a configured vendor
+    catalogue = _services().registry.catalogue()  # the server's view: hosted nodes need a configured vendor
     if as_json:
         print(json.dumps({"data": catalogue}, indent=2))
         return
@@ -258,8 +250,6 @@ def run_cmd(graph_file: Annotated[Path, typer.Argument(help="Graph JSON (a graph
                                                       "when it can be; @path reads an image file)")] = [],  # noqa: B006
             out: Annotated[Path, typer.Option("--out", "-o", help="Folder for outputs")] = Path("outputs")) -> None:
     """Run a graph locally (no server) with a live progress display; write outputs to a folder."""
-    from nodeloom.localrun import run_local
-
     try:
         raw = json.loads(graph_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -284,29 +274,26 @@ def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu
            concurrency: Annotated[int, typer.Option(help="Executions at once")] = 4) -> None:
     """Run a worker: on NODELOOM_QUEUE=celery a Celery worker for these queues, else a standalone
     worker polling the shared database (the `sql` queue)."""
-    from nodeloom.worker import Runtime, Worker, run_celery_worker
 
     settings = Settings()
-    from nodeloom.logs import configure_logging
-
     configure_logging(settings.log_format, settings.log_level)
-    if settings.queue == "celery":
-        run_celery_worker(settings, queues=tuple(q.strip() for q in queues.split(",")), concurrency=concurrency)
+    names = tuple(q.strip() for q in queues.split(","))
+    services = build(settings, migrate=False)
+    scrub_secret_environment(node_secrets=node_secret_names(services.runnable))  # nodes never see them
+    if services.celery is not None:
+        run_celery_worker(celery=services.celery, queue=services.queue, runner=services.runner,
+                          duties=services.duties, queues=names, concurrency=concurrency)
         return
-    rt = Runtime(settings, migrate=False)
-    w = Worker(queue=rt.queue, runner=rt.runner, concurrency=concurrency,
-               poll_interval=settings.poll_interval_seconds, queues=tuple(q.strip() for q in queues.split(",")),
-               periodic=rt.periodic)
+    w = services.worker(concurrency=concurrency, queues=names)
 
     async def main() -> None:
-        import signal
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await w.run(stop)
-        await rt.aclose()
+        await services.aclose()
 
     asyncio.run(main())
 

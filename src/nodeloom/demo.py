@@ -106,9 +106,7 @@ def ensure_demo(rt: Any) -> dict[str, Any]:
                                      graph=poster_graph(stored.id))
         rt.workflows.publish(account_id=account.id, workflow_id=poster["id"])
         creds["posterWorkflowId"] = poster["id"]
-    extra = getattr(rt, "demo_user_hook", None)
-    if extra is not None:
-        creds.update(extra(account.id))
+    creds.update(rt.users.demo_user(account.id))  # the demo account's person (dashboard sign-in)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

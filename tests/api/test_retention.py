@@ -26,12 +26,12 @@ def test_expired_executions_and_files_are_swept(make_server: Any) -> None:
         done = run_to_end(c, wid, {"image": up["fileId"]})
         out_url = done["outputs"]["img"]["url"]
         clock.advance(29 * 86400)
-        assert server.runtime.retention.sweep()["executions"] == 0
+        assert server.services.retention.sweep()["executions"] == 0
         assert c.get(f"/api/v1/workflows/executions/{done['executionId']}/poll").status_code == 200
         clock.advance(2 * 86400)
-        removed = server.runtime.retention.sweep()
+        removed = server.services.retention.sweep()
         assert removed["executions"] == 1 and removed["files"] == 1
         assert c.get(f"/api/v1/workflows/executions/{done['executionId']}/poll").status_code == 404
         assert httpx.get(out_url).status_code in (403, 404)  # the file row is gone (and the link expired)
-        assert server.runtime.files.get_any(up["fileId"]) is None
+        assert server.services.files.get_any(up["fileId"]) is None
         assert c.get(f"/api/v1/workflows/{wid}").status_code == 200  # workflows are kept

@@ -21,7 +21,7 @@ EMPTY_WORKFLOW = {"name": "wf", "graph": {"nodes": []}}
 
 def make_person(server: LiveServer, email: str = EMAIL, password: str = PASSWORD) -> str:
     """The owner of a new pro account; returns the account id."""
-    user = server.runtime.users.create_account_with_owner(account_name="Engines", email=email, password=password,
+    user = server.services.users.create_account_with_owner(account_name="Engines", email=email, password=password,
                                                           plan="pro", credits=100)
     return user.account_id
 
@@ -56,7 +56,7 @@ def test_sign_in_sets_a_session_cookie_and_me_says_who(server: LiveServer) -> No
         assert me.status_code == 200
         assert me.json() == body  # the same CSRF token for the session's lifetime
         token = c.cookies["nodeloom_session"]
-    with server.runtime.db.read() as s:  # stored as digests only: neither secret is in the database
+    with server.services.db.read() as s:  # stored as digests only: neither secret is in the database
         row = s.scalar(select(UserSession))
         user = s.scalar(select(User))
         assert row is not None and user is not None
@@ -152,7 +152,7 @@ def test_sessions_expire(make_server: Callable[..., LiveServer]) -> None:
         assert_envelope(c.get("/api/v1/auth/me"), 401, "unauthorized")
         error = assert_envelope(c.get("/api/v1/workflows"), 401, "unauthorized")
         assert "sign in again" in error["message"]
-    assert server.runtime.users.sweep() == 1
+    assert server.services.users.sweep() == 1
 
 
 def test_signing_in_again_replaces_the_previous_session(server: LiveServer) -> None:
@@ -172,7 +172,7 @@ def test_sign_up_is_off_unless_the_operator_enables_it(server: LiveServer) -> No
     r = httpx.post(server.url + "/api/v1/auth/signup",
                    json={"email": EMAIL, "password": PASSWORD, "accountName": "Engines"})
     assert_envelope(r, 403, "signup_disabled")
-    with server.runtime.db.read() as s:
+    with server.services.db.read() as s:
         assert s.scalar(select(User)) is None and s.scalar(select(Account)) is None
 
 
@@ -196,7 +196,7 @@ def test_sign_up_creates_a_free_account_and_its_owner(make_server: Callable[...,
     error = assert_envelope(bad, 422, "validation_error")
     assert {d["path"] for d in error["details"]} == {"email", "password", "accountName"}
     assert "password" in error["message"]
-    with server.runtime.db.read() as s:
+    with server.services.db.read() as s:
         assert len(s.scalars(select(Account)).all()) == 1  # refused sign-ups leave nothing behind
 
 

@@ -11,6 +11,7 @@ from tests.support import nodes as test_nodes
 from nodeloom.engine import events as ev
 from nodeloom.engine.cache import merkle_keys
 from nodeloom.engine.context import LocalEnvironment
+from nodeloom.engine.errors import NodeError
 from nodeloom.engine.executor import RunOptions, run
 from nodeloom.engine.graph import validate
 from nodeloom.engine.node import Context, Node
@@ -267,3 +268,70 @@ def test_a_finished_run_frees_its_results_without_the_garbage_collector() -> Non
         assert refs and refs[0]() is None
     finally:
         gc.enable()
+
+
+class Hold(Node):
+    """Fails, or sleeps until cancelled, after its parent produced a Blob (which the run then holds)."""
+
+    type = "t.hold"
+    inputs = (Port("value", "any"),)
+    params = (Param("fail", "boolean", default=False),)
+    outputs = (Port("value", "any"),)
+    deterministic = False
+
+    async def run(self, ctx: Context, fail: bool, value: Any = None) -> dict[str, Any]:
+        if fail:
+            raise NodeError("held up", code="held")
+        await asyncio.sleep(30)
+        return {"value": value}
+
+
+@pytest.mark.parametrize("ending", [ev.EXECUTION_COMPLETED, ev.EXECUTION_FAILED, ev.EXECUTION_CANCELLED])
+def test_the_run_state_is_freed_as_the_generator_finishes(ending: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However a run ends (a failure's traceback and a cancelled task's frames included), nothing refers back
+    to its state: reference counting frees it, and every result it held, the moment the generator finishes."""
+    import gc
+    import weakref
+
+    from nodeloom.engine import executor
+
+    states: list[weakref.ref[Any]] = []
+    init = executor._ReadySet.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        states.append(weakref.ref(self))
+
+    monkeypatch.setattr(executor._ReadySet, "__init__", spy)
+    nodes: list[dict[str, Any]] = [{"id": "a", "type": "t.blob"}]
+    if ending == ev.EXECUTION_COMPLETED:
+        nodes.append({"id": "b", "type": "t.record", "inputs": {"value": {"from": "a", "output": "value"}}})
+    else:  # a failure cancels the sleeping sibling; a cancellation cancels the sleeping node
+        nodes.append({"id": "s", "type": "t.hold", "inputs": {"value": {"from": "a", "output": "value"}}})
+        if ending == ev.EXECUTION_FAILED:
+            nodes.append({"id": "f", "type": "t.hold", "params": {"fail": True},
+                          "inputs": {"value": {"from": "a", "output": "value"}}})
+    graph = validate({"nodes": nodes}, Registry([MakeBlob, Record, Hold]))
+    blobs: list[weakref.ref[Any]] = []
+    seen: list[str] = []
+
+    async def go() -> None:
+        cancel = asyncio.Event()
+        async for event in run(graph, execution_id="ex_gc", inputs={}, env=LocalEnvironment(), cancel_event=cancel):
+            seen.append(event.type)
+            if event.type == ev.NODE_COMPLETED and event.node_id == "a":
+                assert event.outputs is not None
+                blobs.append(weakref.ref(event.outputs["value"]))
+            if event.type == ev.NODE_STARTED and event.node_id == "s" and ending == ev.EXECUTION_CANCELLED:
+                cancel.set()
+            del event
+        # still inside the event loop, before any other task or callback ran: freed by reference counting
+        assert states and states[0]() is None
+        assert blobs and blobs[0]() is None
+
+    gc.disable()
+    try:
+        asyncio.run(go())
+    finally:
+        gc.enable()
+    assert seen[-1] == ending

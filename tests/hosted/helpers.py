@@ -36,7 +36,7 @@ def start_execution(client: httpx.Client, workflow_id: str, inputs: dict[str, An
 
 
 def node_memory(server: LiveServer, execution_id: str, node_id: str) -> dict[str, Any]:
-    with server.runtime.db.read() as s:
+    with server.services.db.read() as s:
         row = s.scalar(select(ExecutionNode).where(ExecutionNode.execution_id == execution_id,
                                                    ExecutionNode.node_id == node_id))
         return dict(row.memory or {}) if row is not None else {}

@@ -8,7 +8,8 @@ from pydantic import ValidationError
 from nodeloom.engine.registry import Registry
 from nodeloom.nodes.hosted import HOSTED_NODES
 from nodeloom.providers import HOSTED_MODELS
-from nodeloom.services.hosted import ProviderSettings, configure_hint, own_key_runs
+from nodeloom.services.hosted import configure_hint, own_key_runs
+from nodeloom.settings import Settings
 
 BY_TYPE = {node.type: node for node in HOSTED_NODES}
 
@@ -55,13 +56,13 @@ def test_typed_params_per_model():
 
 def test_settings_refuse_bad_configuration(no_provider_env):
     with pytest.raises(ValidationError, match="unknown provider"):
-        ProviderSettings(provider_order="fal,acme")
+        Settings(provider_order="fal,acme")
     with pytest.raises(ValidationError, match="http"):
-        ProviderSettings(fal_url="ftp://queue.example")
-    settings = ProviderSettings(provider_order="replicate, fal", fal_url="https://fal.example/", fal_key="k")
+        Settings(fal_url="ftp://queue.example")
+    settings = Settings(provider_order="replicate, fal", fal_url="https://fal.example/", fal_key="k")
     assert settings.provider_order == ["replicate", "fal"]
-    assert settings.as_mapping()["NODELOOM_FAL_URL"] == "https://fal.example/"
-    assert settings.as_mapping()["FAL_KEY"] == "k"
+    assert settings.provider_config().as_mapping()["NODELOOM_FAL_URL"] == "https://fal.example/"
+    assert settings.provider_config().as_mapping()["FAL_KEY"] == "k"
     assert settings.configured_base_urls() == ["https://fal.example/"]
 
 
@@ -75,7 +76,7 @@ def test_settings_come_from_the_documented_variables(no_provider_env):
     monkeypatch.setenv("NODELOOM_GEMINI_URL", "https://gemini.example")
     monkeypatch.setenv("GEMINI_API_KEY", "AIza")
     monkeypatch.setenv("NODELOOM_PROVIDER_ORDER", "gemini")
-    settings = ProviderSettings()
+    settings = Settings()
     assert (settings.fal_key, settings.replicate_api_token, settings.openai_api_key, settings.gemini_api_key) == (
         "fal-key", "r8", "sk-x", "AIza")
     assert settings.openai_base_url == "http://localhost:11434/v1"

@@ -32,7 +32,7 @@ def test_put_get_delete_keys_never_return_the_key_and_store_it_encrypted(hosted_
                                            "updatedAt": put.json()["updatedAt"]}]}
         assert secret_key not in put.text + listed.text
 
-        with server.runtime.db.read() as s:
+        with server.services.db.read() as s:
             [(stored,)] = s.execute(text("SELECT encrypted_key FROM account_provider_keys WHERE account_id = :a"),
                                     {"a": account_id}).all()
         assert secret_key not in stored

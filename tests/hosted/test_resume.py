@@ -30,7 +30,7 @@ def test_a_resumed_node_polls_the_remembered_job_instead_of_submitting(hosted_se
     with before.client(key) as c:
         execution_id = c.post(f"/api/v1/workflows/{publish(c, flux_graph())}/execute",
                               json={"inputs": {}}).json()["executionId"]
-    with before.runtime.db.write() as s:
+    with before.services.db.write() as s:
         row = s.scalar(select(ExecutionNode).where(ExecutionNode.execution_id == execution_id,
                                                    ExecutionNode.node_id == "gen"))
         row.memory = {"vendor_job": {"provider": "fal", "model": "fal-ai/flux-2-pro", "requestId": request_id}}

@@ -350,13 +350,14 @@ async def test_generate_diffusers_stops_when_cancelled(tiny_models_dir: Path, tm
 
 
 def test_generate_diffusers_availability(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(models_diffusers.MODELS_DIR_ENV, raising=False)
+    """The models folder is configuration (Settings.diffusers_models_dir), checked by the registries' hook
+    the composition root builds from it; the node type itself only checks its libraries."""
+    folder = models_diffusers.availability_hook
     if DIFFUSERS_READY:
-        assert "NODELOOM_DIFFUSERS_MODELS_DIR" in (GenerateDiffusers.availability() or "")
-        monkeypatch.setenv(models_diffusers.MODELS_DIR_ENV, str(tmp_path / "nope"))
-        assert "is not a folder" in (GenerateDiffusers.availability() or "")
-        monkeypatch.setenv(models_diffusers.MODELS_DIR_ENV, str(tmp_path))
         assert GenerateDiffusers.availability() is None
+        assert "NODELOOM_DIFFUSERS_MODELS_DIR" in (folder(None)(GenerateDiffusers) or "")
+        assert "is not a folder" in (folder(tmp_path / "nope")(GenerateDiffusers) or "")
+        assert folder(tmp_path)(GenerateDiffusers) is None
     hide(monkeypatch, "torch", "diffusers")
     reason = GenerateDiffusers.availability() or ""
     assert "torch, diffusers not installed" in reason and "GPU" in reason and "torch==2.13.0" in reason

@@ -29,7 +29,7 @@ def make_account(server: LiveServer, *, plan: str = "pro", credits: float = 1000
     """make_account() with per-account limit overrides (requests_per_minute=…, concurrency=…)."""
     account_id, key = server.account(plan=plan, credits=credits, scopes=scopes)
     if limits:
-        server.runtime.limiter.set_limits(account_id, **limits)
+        server.services.limiter.set_limits(account_id, **limits)
     return account_id, key
 
 
@@ -67,7 +67,7 @@ def fan_out_graph() -> dict[str, Any]:
 
 
 def balance(server: LiveServer, account_id: str) -> float:
-    return float(server.runtime.billing.balance(account_id))
+    return float(server.services.billing.balance(account_id))
 
 
 def error_code(response: httpx.Response) -> str:

@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import select
 from tests.support.server import make_settings, text_graph
 
+from nodeloom.compose import build
 from nodeloom.storage.models import Execution, Job
-from nodeloom.worker import Runtime
 
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Any:
-    runtime = Runtime(make_settings(tmp_path, embedded_workers=False), migrate=True)
-    yield runtime
-    runtime.db.dispose()
+    services = build(make_settings(tmp_path, embedded_workers=False), migrate=True)
+    yield services
+    services.db.dispose()
 
 
 def submit(rt: Any, account_id: str, workflow_id: str, n: int) -> list[str]:

@@ -49,7 +49,7 @@ def test_short_balance_is_402_with_breakdown_and_nothing_queued(platform: Callab
         assert c.get("/api/v1/workflows/executions").json()["data"] == []
         assert c.get("/api/v1/usage").json()["executions"]["today"] == 0  # the quota was not spent either
     assert balance(server, account_id) == 3
-    assert server.runtime.queue.depth() == {}
+    assert server.services.queue.depth() == {}
 
 
 def test_racing_for_the_last_credits_never_goes_below_zero(platform: Callable[..., LiveServer]) -> None:
@@ -61,7 +61,7 @@ def test_racing_for_the_last_credits_never_goes_below_zero(platform: Callable[..
 
     def watch() -> None:  # the balance as the database has it, sampled throughout the race
         while not stop.is_set():
-            with server.runtime.db.read() as s:
+            with server.services.db.read() as s:
                 lowest.append(float(s.scalar(select(Account.credits).where(Account.id == account_id))))
             time.sleep(0.002)
 
@@ -109,7 +109,7 @@ def test_nodes_are_charged_as_they_run_and_the_rest_is_released(platform: Callab
         assert first["creditsUsed"] == 4.0 and second["creditsUsed"] == 0.0
         assert second["nodes"]["upper"]["cached"] is True and second["nodes"]["upper"]["credits"] == 0.0
     assert balance(server, account_id) == 91
-    kinds = [(e["kind"], e["nodeId"], e["amount"]) for e in server.runtime.billing.ledger(account_id,
+    kinds = [(e["kind"], e["nodeId"], e["amount"]) for e in server.services.billing.ledger(account_id,
                                                                                           execution_id=failed)]
     assert kinds == [("hold", "*", 12.0), ("charge", "paid", 5.0), ("release", "*", 7.0)]
 
@@ -150,15 +150,15 @@ def test_a_retried_node_is_charged_once(platform: Callable[..., LiveServer], tmp
             assert time.time() < deadline
             time.sleep(0.02)
     first.stop()  # graceful: the job goes back to the queue mid-run
-    assert first.runtime.billing.ledger(account_id, execution_id=eid)[-1]["kind"] == "charge"
+    assert first.services.billing.ledger(account_id, execution_id=eid)[-1]["kind"] == "charge"
     second = platform(**database)
     with second.client(key) as c:
         done = wait_status(c, eid, {"COMPLETED"})
     assert done["creditsUsed"] == 5.0
-    events, _status = second.runtime.executions.events_after(account_id=account_id, execution_id=eid, after=0)
+    events, _status = second.services.executions.events_after(account_id=account_id, execution_id=eid, after=0)
     ran = [e for e in events if e.type == "node.completed" and e.data.get("nodeId") == "paid"]
     assert len(ran) == 2  # it really ran twice
-    entries = second.runtime.billing.ledger(account_id, execution_id=eid)
+    entries = second.services.billing.ledger(account_id, execution_id=eid)
     assert [e["kind"] for e in entries].count("charge") == 1
     assert balance(second, account_id) == 45
 
@@ -180,8 +180,8 @@ def test_cancelling_a_queued_execution_releases_its_hold(platform: Callable[...,
 def test_grants_are_in_the_ledger(platform: Callable[..., LiveServer]) -> None:
     server = platform()
     account_id, key = make_account(server, credits=0)
-    assert float(server.runtime.billing.grant(account_id, 2.5, note="welcome")) == 2.5
-    assert server.runtime.billing.ledger(account_id) == [
+    assert float(server.services.billing.grant(account_id, 2.5, note="welcome")) == 2.5
+    assert server.services.billing.ledger(account_id) == [
         {"kind": "grant", "amount": 2.5, "executionId": None, "nodeId": None, "note": "welcome"}]
     with server.client(key) as c:
         assert c.get("/api/v1/account").json()["credits"] == 2.5
@@ -190,7 +190,7 @@ def test_grants_are_in_the_ledger(platform: Callable[..., LiveServer]) -> None:
 def test_runs_on_the_accounts_own_vendor_key_cost_byok_credits(platform: Callable[..., LiveServer]) -> None:
     server = platform()
     account_id, key = make_account(server, credits=20)
-    server.runtime.provider_keys.put(account_id=account_id, provider="fal", api_key="fal-own-key-123")
+    server.services.provider_keys.put(account_id=account_id, provider="fal", api_key="fal-own-key-123")
     with server.client(key) as c:
         own = publish(c, chain({"id": "gen", "type": "platform.hosted", "params": {"own_key": True}}))
         est = c.post(f"/api/v1/workflows/{own}/estimate", json={}).json()
@@ -209,7 +209,7 @@ def test_runs_on_the_accounts_own_vendor_key_cost_byok_credits(platform: Callabl
 def test_opening_balance_is_a_ledger_grant(make_server) -> None:  # type: ignore[no-untyped-def]
     server = make_server()
     account_id, _key = server.account(credits=42)
-    entries = server.runtime.billing.ledger(account_id)
+    entries = server.services.billing.ledger(account_id)
     assert entries == [{"kind": "grant", "amount": 42.0, "executionId": None, "nodeId": None,
                         "note": "initial credits"}]
-    assert sum(e["amount"] for e in entries if e["kind"] == "grant") == server.runtime.billing.balance(account_id)
+    assert sum(e["amount"] for e in entries if e["kind"] == "grant") == server.services.billing.balance(account_id)

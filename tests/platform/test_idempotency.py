@@ -142,7 +142,7 @@ def test_refusals_are_not_stored_so_a_corrected_retry_proceeds(platform: Callabl
         # the key was given back, so the same key may now carry a different (corrected) body
         short = c.post(f"/api/v1/workflows/{wid}/execute", json={}, headers=headers)
         assert short.status_code == 402 and error_code(short) == "insufficient_credits"
-        server.runtime.billing.grant(account_id, 10)
+        server.services.billing.grant(account_id, 10)
         ok = c.post(f"/api/v1/workflows/{wid}/execute", json={}, headers=headers)
         assert ok.status_code == 202 and "idempotent-replayed" not in ok.headers
         assert len(executions(c)) == 1
@@ -181,7 +181,7 @@ def test_secret_minting_endpoints_ignore_the_header(platform: Callable[..., Live
         rotated = [c.post("/api/v1/account/webhook-secret/rotate", headers={"Idempotency-Key": "rot"}).json()
                    for _ in range(2)]
         assert rotated[0]["webhookSecret"] != rotated[1]["webhookSecret"]
-    with server.runtime.db.read() as s:
+    with server.services.db.read() as s:
         assert s.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
 
 
@@ -214,7 +214,7 @@ def test_keys_expire_after_24_hours_and_are_swept(platform: Callable[..., LiveSe
         assert c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"prompt": "b"}},
                       headers={"Idempotency-Key": "day"}).status_code == 422
         clock.advance(3600)
-        assert server.runtime.idempotency.sweep() == 1
+        assert server.services.idempotency.sweep() == 1
         later = c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"prompt": "b"}},
                        headers={"Idempotency-Key": "day"})
         assert later.status_code == 202 and later.json()["executionId"] != first.json()["executionId"]
@@ -228,7 +228,7 @@ def test_an_answer_written_with_the_execution_survives_a_crash(platform: Callabl
     clock = FrozenClock()
     server = platform(clock=clock)
     account_id, key = make_account(server)
-    rt = server.runtime
+    rt = server.services
     with server.client(key) as c:
         wid = publish(c, text_graph())
         path = f"/api/v1/workflows/{wid}/execute"

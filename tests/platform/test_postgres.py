@@ -53,7 +53,7 @@ def test_races_on_postgres(platform: Callable[..., LiveServer], postgres_url: st
             wait_status(c, eid, {"COMPLETED"})
         assert balance(server, account_id) == 2
 
-        server.runtime.billing.grant(account_id, 100)
+        server.services.billing.grant(account_id, 100)
         barrier = threading.Barrier(30)
 
         def duplicate(_: int) -> httpx.Response:

@@ -150,7 +150,7 @@ def test_daily_quota_resets_at_utc_midnight(platform: Callable[..., LiveServer])
         assert c.get("/api/v1/usage").json()["executions"]["today"] == 2
         clock.advance(16 * 3600)  # midnight
         assert c.post(f"/api/v1/workflows/{wid}/execute", json={}).status_code == 202
-    assert server.runtime.limiter.executions_on(account_id, "2027-01-16") == 1
+    assert server.services.limiter.executions_on(account_id, "2027-01-16") == 1
 
 
 def test_checks_run_in_order(platform: Callable[..., LiveServer]) -> None:

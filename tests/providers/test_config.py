@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nodeloom.providers import (
@@ -11,6 +13,7 @@ from nodeloom.providers import (
     ReplicateProvider,
     build_providers,
 )
+from nodeloom.providers.config import ProviderConfig
 
 from .standins.fal import FalStandIn
 
@@ -64,3 +67,24 @@ async def test_a_local_openai_compatible_server_needs_no_key(http):
     assert hosted["openai"].unavailable_reason is not None
     with pytest.raises(ProviderUnavailable):
         await hosted["openai"].run("gpt-4.1-mini", {"messages": [{"role": "user", "content": "hi"}]})
+
+
+async def test_a_provider_config_is_a_frozen_view_that_builds_the_same_adapters(http):
+    config = ProviderConfig(base_urls={"openai": "http://127.0.0.1:11434/v1", "fal": None},
+                            keys={"fal": "fal-operator-key"}, order=("openai",))
+
+    assert config.as_mapping() == {
+        "NODELOOM_FAL_URL": None, "FAL_KEY": "fal-operator-key", "NODELOOM_REPLICATE_URL": None,
+        "REPLICATE_API_TOKEN": None, "NODELOOM_OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "OPENAI_API_KEY": None,
+        "NODELOOM_GEMINI_URL": None, "GEMINI_API_KEY": None,
+    }
+    assert config.configured_base_urls() == ["http://127.0.0.1:11434/v1"]
+    providers = build_providers(config.as_mapping(), http=http)
+    assert providers["fal"].unavailable_reason is None and providers["openai"].unavailable_reason is None
+    assert "fal-operator-key" not in repr(config)  # a log line that prints the configuration prints no key
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.order = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.keys["fal"] = "other"  # type: ignore[index]
+    with pytest.raises(ValueError, match="unknown provider"):
+        ProviderConfig(order=("acme",))

@@ -16,9 +16,9 @@ import pytest
 import uvicorn
 
 from nodeloom.api import create_app
+from nodeloom.compose import build
 from nodeloom.settings import Settings
 from nodeloom.types import ALL_SCOPES
-from nodeloom.worker import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI") == "true"
@@ -33,10 +33,10 @@ def free_port() -> int:
 class LiveServer:
     """create_app served by uvicorn in a background thread, on an ephemeral port."""
 
-    def __init__(self, settings: Settings, **runtime_kwargs: Any):
+    def __init__(self, settings: Settings, **build_kwargs: Any):
         self.settings = settings
-        self.runtime = Runtime(settings, migrate=True, **runtime_kwargs)
-        self.app = create_app(settings, runtime=self.runtime)
+        self.services = build(settings, migrate=True, **build_kwargs)
+        self.app = create_app(settings, services=self.services)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
@@ -63,13 +63,13 @@ class LiveServer:
     def account(self, *, plan: str = "pro", credits: float = 1000, scopes: list[str] | None = None,
                 name: str = "Test") -> tuple[str, str]:
         """make_account(): returns (account_id, api key with the given scopes — all by default)."""
-        acct = self.runtime.accounts.create_account(name=name, plan=plan, credits=credits)
-        _row, key = self.runtime.accounts.create_key(account_id=acct.id, name="test",
+        acct = self.services.accounts.create_account(name=name, plan=plan, credits=credits)
+        _row, key = self.services.accounts.create_key(account_id=acct.id, name="test",
                                                      scopes=scopes or list(ALL_SCOPES))
         return acct.id, key
 
     def key(self, account_id: str, scopes: list[str]) -> str:
-        return self.runtime.accounts.create_key(account_id=account_id, name="scoped", scopes=scopes)[1]
+        return self.services.accounts.create_key(account_id=account_id, name="scoped", scopes=scopes)[1]
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

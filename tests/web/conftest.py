@@ -80,7 +80,7 @@ def dashboard(make_server: Callable[..., LiveServer]) -> Callable[..., tuple[Liv
     def factory(**settings: Any) -> tuple[LiveServer, Person]:
         server = make_server(**settings)
         person = Person(email="ada@example.com", password="correct horse battery", account_id="")
-        user = server.runtime.users.create_account_with_owner(account_name="Analytical Engines", email=person.email,
+        user = server.services.users.create_account_with_owner(account_name="Analytical Engines", email=person.email,
                                                               password=person.password, plan="pro", credits=1000)
         person.account_id = user.account_id
         return server, person

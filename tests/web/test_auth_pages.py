@@ -72,7 +72,7 @@ def test_sign_up_when_the_operator_enables_it(make_server: Callable[..., LiveSer
     expect(page.get_by_test_id("workflow-new")).to_be_visible()
     expect(page.get_by_test_id("account-name")).to_contain_text("Difference Engines")
 
-    with server.runtime.db.read() as s:
+    with server.services.db.read() as s:
         user = s.scalar(select(User).where(User.email == "charles@example.com"))
         assert user is not None and user.role == "owner"
         assert user.password_hash.startswith("$argon2id$")

@@ -306,8 +306,8 @@ def test_finished_deliveries_are_forgotten_after_the_retention_period(fast_serve
     with srv.client(key) as client:
         done = run_to_end(client, publish(client, text_graph()), webhookUrl=receiver.url)
         wait_delivery(client, done["executionId"], lambda d: d["status"] == "delivered")
-        assert srv.runtime.retention.sweep()["webhook_deliveries"] == 0  # still young
+        assert srv.services.retention.sweep()["webhook_deliveries"] == 0  # still young
         assert len(client.get("/api/v1/webhook-deliveries").json()["data"]) == 1
         clock.advance(31 * 86400)
-        srv.runtime.retention.sweep()
+        srv.services.retention.sweep()
         assert client.get("/api/v1/webhook-deliveries").json()["data"] == []

@@ -86,7 +86,7 @@ def test_two_senders_never_claim_the_same_attempt(make_server: Callable[..., Liv
     # the server's own sender is idle for the test: it looked once at start-up
     srv = make_server(allow_private_urls=True, webhook_poll_interval_seconds=3600)
     _acct, key = srv.account()
-    rt = srv.runtime
+    rt = srv.services
     with srv.client(key) as client:
         wid = publish(client, text_graph())
         ids = [run_to_end(client, wid, webhookUrl=receiver.url)["executionId"] for _ in range(8)]
@@ -119,7 +119,7 @@ def test_an_attempt_whose_sender_died_is_logged_and_retried(make_server: Callabl
                                                             receiver: Receiver) -> None:
     srv = make_server(allow_private_urls=True, webhook_poll_interval_seconds=3600)  # its own sender idles
     _acct, key = srv.account()
-    rt = srv.runtime
+    rt = srv.services
 
     def sender(worker_id: str, at: float, http: GuardedClient | None = None) -> DeliverySender:
         return DeliverySender(rt.db, http=http, files=rt.files, clock=FrozenClock(at),  # type: ignore[arg-type]

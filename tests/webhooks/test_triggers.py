@@ -307,13 +307,13 @@ def test_seen_trigger_ids_are_forgotten_once_they_would_be_stale(secured: tuple[
     assert anon.post(path, content=body, headers=signed(secret, body, msg_id="msg_old")).status_code == 202
 
     def receipts() -> int:
-        with srv.runtime.db.read() as s:
+        with srv.services.db.read() as s:
             return int(s.scalar(select(func.count()).select_from(TriggerReceipt)) or 0)
 
-    srv.runtime.retention.sweep()
+    srv.services.retention.sweep()
     assert receipts() == 1  # still inside the replay window
-    with srv.runtime.db.write() as s:  # as if it had been seen eleven minutes ago
+    with srv.services.db.write() as s:  # as if it had been seen eleven minutes ago
         for row in s.scalars(select(TriggerReceipt)):
             row.received_at -= 11 * 60
-    srv.runtime.retention.sweep()
+    srv.services.retention.sweep()
     assert receipts() == 0

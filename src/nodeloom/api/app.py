@@ -17,8 +17,8 @@ from nodeloom.api.idempotency import IdempotencyMiddleware
 from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from nodeloom.api.ratelimit import RateLimitMiddleware
 from nodeloom.api.routes import auth, executions, files, keys, nodes, providers, usage, webhooks, workflows
+from nodeloom.compose import Services, build
 from nodeloom.settings import Settings
-from nodeloom.worker import Runtime
 
 log = logging.getLogger("nodeloom.api")
 
@@ -31,27 +31,29 @@ def find_web_dist(configured: Path | None) -> Path:
     return beside_source if beside_source.is_dir() else Path.cwd() / "web" / "dist"
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+def create_app(settings: Settings | None = None, *, services: Services | None = None,
                run_workers: bool | None = None) -> FastAPI:
-    settings = settings or (runtime.settings if runtime else Settings())
-    rt = runtime or Runtime(settings)
-    workers_enabled = rt.embedded_workers if run_workers is None else run_workers
+    """The API over `services` (built from `settings` by the composition root when not given). With the
+    embedded default, the app's lifespan also runs the worker loop and its periodic duties."""
+    settings = settings or (services.settings if services else Settings())
+    svc = services or build(settings)
+    workers_enabled = svc.embedded_workers if run_workers is None else run_workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(rt.worker.run(stop)) if workers_enabled else None
+        task = asyncio.create_task(svc.worker().run(stop)) if workers_enabled else None
         try:
             yield
         finally:
             stop.set()
             if task is not None:
                 await task
-            await rt.aclose()
+            await svc.aclose()
 
     app = FastAPI(title="nodeloom", version="0.1.0", lifespan=lifespan,
                   description="Node-based AI workflows as a REST API. See API.md for the contract.")
-    app.state.runtime = rt
+    app.state.services = svc
     errors.install(app)
     for router in (executions.router, workflows.router, files.router, keys.router, nodes.router, webhooks.router):
         app.include_router(router)
@@ -60,9 +62,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     auth.install(app)  # /api/v1/auth/* and the session_auth hook (dashboard sessions)
     _mount_dashboard(app, find_web_dist(settings.web_dist))
     # outermost first: request id → CORS → rate limit (+ headers, 500s) → body limit → idempotency → routes
-    app.add_middleware(IdempotencyMiddleware, service=rt.idempotency)
+    app.add_middleware(IdempotencyMiddleware, service=svc.idempotency)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
-    app.add_middleware(RateLimitMiddleware, runtime=rt)
+    app.add_middleware(RateLimitMiddleware, limiter=svc.limiter, accounts=svc.accounts,
+                       anonymous_per_minute=settings.anonymous_requests_per_minute)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                            allow_methods=["*"], allow_headers=["*"],

@@ -1,32 +1,162 @@
-"""Dependencies as Annotated aliases, so a handler's signature reads like a sentence."""
+"""Dependencies as Annotated aliases, so a handler's signature reads like a sentence.
+
+Routes depend on the one service they call (`WorkflowsDep`, `ExecutionsDep` …), never on the whole
+object graph: `create_app` puts the composition root's `Services` in `app.state.services`, and the
+functions here hand each route its narrow slice. `ApiServices` names what the API layer may reach.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
+from nodeloom.engine.registry import Registry
 from nodeloom.errors import Forbidden, Unauthorized
-from nodeloom.services.accounts import Principal
-from nodeloom.worker import Runtime
+from nodeloom.services.accounts import AccountService, Principal
+from nodeloom.services.billing import BillingService
+from nodeloom.services.deliveries import DeliveryService
+from nodeloom.services.executions import ExecutionService
+from nodeloom.services.files import FileService
+from nodeloom.services.health import Readiness
+from nodeloom.services.idempotency import IdempotencyService
+from nodeloom.services.limits import LimitsService
+from nodeloom.services.metrics import Metrics
+from nodeloom.services.provider_keys import ProviderKeyService
+from nodeloom.services.triggers import TriggerService
+from nodeloom.services.usage import UsageService
+from nodeloom.services.users import UserService
+from nodeloom.services.workflows import WorkflowService
+from nodeloom.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+class ApiServices(Protocol):
+    """The services the HTTP layer uses (compose.Services provides them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def accounts(self) -> AccountService: ...
+    @property
+    def users(self) -> UserService: ...
+    @property
+    def limiter(self) -> LimitsService: ...
+    @property
+    def idempotency(self) -> IdempotencyService: ...
+    @property
+    def workflows(self) -> WorkflowService: ...
+    @property
+    def executions(self) -> ExecutionService: ...
+    @property
+    def files(self) -> FileService: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def usage(self) -> UsageService: ...
+    @property
+    def billing(self) -> BillingService: ...
+    @property
+    def provider_keys(self) -> ProviderKeyService: ...
+    @property
+    def triggers(self) -> TriggerService: ...
+    @property
+    def deliveries(self) -> DeliveryService: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def readiness(self) -> Readiness: ...
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def services_of(request: Request) -> ApiServices:
+    services: ApiServices = request.app.state.services
+    return services
+
+
+def _settings(request: Request) -> Settings:
+    return services_of(request).settings
+
+
+def _accounts(request: Request) -> AccountService:
+    return services_of(request).accounts
+
+
+def _users(request: Request) -> UserService:
+    return services_of(request).users
+
+
+def _workflows(request: Request) -> WorkflowService:
+    return services_of(request).workflows
+
+
+def _executions(request: Request) -> ExecutionService:
+    return services_of(request).executions
+
+
+def _files(request: Request) -> FileService:
+    return services_of(request).files
+
+
+def _idempotency(request: Request) -> IdempotencyService:
+    return services_of(request).idempotency
+
+
+def _catalogue(request: Request) -> Registry:
+    return services_of(request).registry
+
+
+def _usage(request: Request) -> UsageService:
+    return services_of(request).usage
+
+
+def _billing(request: Request) -> BillingService:
+    return services_of(request).billing
+
+
+def _provider_keys(request: Request) -> ProviderKeyService:
+    return services_of(request).provider_keys
+
+
+def _triggers(request: Request) -> TriggerService:
+    return services_of(request).triggers
+
+
+def _deliveries(request: Request) -> DeliveryService:
+    return services_of(request).deliveries
+
+
+def _metrics(request: Request) -> Metrics:
+    return services_of(request).metrics
+
+
+def _readiness(request: Request) -> Readiness:
+    return services_of(request).readiness
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+AccountsDep = Annotated[AccountService, Depends(_accounts)]
+UsersDep = Annotated[UserService, Depends(_users)]
+WorkflowsDep = Annotated[WorkflowService, Depends(_workflows)]
+ExecutionsDep = Annotated[ExecutionService, Depends(_executions)]
+FilesDep = Annotated[FileService, Depends(_files)]
+IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
+CatalogueDep = Annotated[Registry, Depends(_catalogue)]
+UsageDep = Annotated[UsageService, Depends(_usage)]
+BillingDep = Annotated[BillingService, Depends(_billing)]
+ProviderKeysDep = Annotated[ProviderKeyService, Depends(_provider_keys)]
+TriggersDep = Annotated[TriggerService, Depends(_triggers)]
+DeliveriesDep = Annotated[DeliveryService, Depends(_deliveries)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+ReadinessDep = Annotated[Readiness, Depends(_readiness)]
 
 
 def authenticate(request: Request) -> Principal:
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    runtime: Runtime = request.app.state.runtime
     session_auth = getattr(request.app.state, "session_auth", None)
     header = request.headers.get("authorization")
     if header is None and session_auth is not None:
-        principal = session_auth(request)
+        principal: Principal | None = session_auth(request)
         if principal is not None:
             request.state.principal = principal
             return principal
@@ -35,7 +165,7 @@ def authenticate(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("use 'Authorization: Bearer sk-...'")
-    principal = runtime.accounts.authenticate(token.strip())
+    principal = services_of(request).accounts.authenticate(token.strip())
     request.state.principal = principal
     return principal
 
@@ -57,9 +187,9 @@ ManageScope = Annotated[Principal, require("manage")]
 
 
 def base_url(request: Request) -> str:
-    runtime: Runtime = request.app.state.runtime
-    if runtime.settings.public_url:
-        return runtime.settings.public_url.rstrip("/")
+    public_url = services_of(request).settings.public_url
+    if public_url:
+        return public_url.rstrip("/")
     return str(request.base_url).rstrip("/")
 
 

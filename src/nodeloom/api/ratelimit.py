@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from anyio import to_thread
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nodeloom.errors import ApiError
+from nodeloom.services.accounts import AccountService, Principal
 from nodeloom.services.idempotency import render_json
-from nodeloom.services.limits import Budget
-
-if TYPE_CHECKING:
-    from nodeloom.services.accounts import Principal
-    from nodeloom.worker import Runtime
+from nodeloom.services.limits import Budget, LimitsService
 
 log = logging.getLogger("nodeloom.api")
 
@@ -50,10 +47,11 @@ async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[by
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, runtime: Runtime):
+    def __init__(self, app: ASGIApp, *, limiter: LimitsService, accounts: AccountService, anonymous_per_minute: int):
         self.app = app
-        self.runtime = runtime
-        self.limiter = runtime.limiter
+        self.limiter = limiter
+        self.accounts = accounts
+        self.anonymous_per_minute = anonymous_per_minute
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,8 +63,7 @@ class RateLimitMiddleware:
             key, limit = self.limiter.request_budget(principal, client=client, session_id=session_id)
             budget = await self._run(self.limiter.hit, key, limit)
         else:
-            budget = await self._run(self.limiter.peek, f"addr:{client}",
-                                     self.runtime.settings.anonymous_requests_per_minute)
+            budget = await self._run(self.limiter.peek, f"addr:{client}", self.anonymous_per_minute)
         headers = budget.headers()
         if not budget.allowed and self.limiter.enforce and is_counted(scope["method"], scope["path"]):
             wait = budget.retry_after(time.time())
@@ -110,7 +107,7 @@ class RateLimitMiddleware:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 try:
-                    principal = await to_thread.run_sync(self.runtime.accounts.authenticate, token.strip())
+                    principal = await to_thread.run_sync(self.accounts.authenticate, token.strip())
                 except ApiError:
                     principal = None  # the route answers 401; the address's budget pays for it
         else:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 
+from nodeloom.api.deps import services_of
 from nodeloom.errors import Forbidden, Unauthorized
 from nodeloom.services.accounts import Principal
 from nodeloom.types import ALL_SCOPES
 
 if TYPE_CHECKING:
     from nodeloom.services.users import SignedIn
-    from nodeloom.worker import Runtime
 
 COOKIE = "nodeloom_session"
 CSRF_HEADER = "x-csrf-token"
@@ -31,25 +31,25 @@ def session_auth(request: Request) -> Principal | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    rt: Runtime = request.app.state.runtime
-    session = rt.users.resolve(token)
+    users = services_of(request).users
+    session = users.resolve(token)
     if session is None:
         raise Unauthorized("your session has ended; sign in again")
     request.state.session_id = session.id
-    if request.method not in SAFE_METHODS and not rt.users.check_csrf(token, request.headers.get(CSRF_HEADER)):
+    if request.method not in SAFE_METHODS and not users.check_csrf(token, request.headers.get(CSRF_HEADER)):
         raise Forbidden("this request needs the session's CSRF token in the X-CSRF-Token header",
                         code="csrf_failed")
     return Principal(account_id=session.account_id, scopes=frozenset(ALL_SCOPES), user_id=session.user_id)
 
 
 def is_https(request: Request) -> bool:
-    rt: Runtime = request.app.state.runtime
-    return request.url.scheme == "https" or (rt.settings.public_url or "").startswith("https://")
+    public_url = services_of(request).settings.public_url or ""
+    return request.url.scheme == "https" or public_url.startswith("https://")
 
 
 def set_session_cookie(response: Response, request: Request, signed: SignedIn) -> None:
-    rt: Runtime = request.app.state.runtime
-    response.set_cookie(COOKIE, signed.token, max_age=int(rt.settings.session_ttl_seconds), path="/",
+    ttl = services_of(request).settings.session_ttl_seconds
+    response.set_cookie(COOKIE, signed.token, max_age=int(ttl), path="/",
                         httponly=True, samesite="lax", secure=is_https(request))
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -170,8 +172,6 @@ class AsyncClient:
                     current = {}
 
     async def upload(self, path: str, content_type: str | None = None) -> dict[str, Any]:
-        import mimetypes
-        from pathlib import Path
 
         p = Path(path)
         ctype = content_type or mimetypes.guess_type(p.name)[0] or "application/octet-stream"

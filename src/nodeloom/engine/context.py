@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from nodeloom.engine.errors import NodeCancelled
+from nodeloom.engine.errors import NodeCancelled, NodeError
 
 T = TypeVar("T")
 
@@ -21,7 +21,9 @@ class Environment(Protocol):
 
     def service(self, name: str) -> Any: ...
 
-    def secret(self, name: str) -> str | None: ...
+    def secret(self, name: str) -> str | None:
+        """Any secret the environment holds; a node reaches only those its type declares (NodeContext)."""
+        ...
 
     async def remember(self, node_id: str, key: str, value: Any) -> None: ...
 
@@ -58,6 +60,9 @@ class LocalEnvironment:
 
 
 class NodeContext:
+    """The Context of one node run. `secrets` are the names the node's type declares (`Node.secrets`):
+    the environment may hold more, and a node must not read what it did not declare."""
+
     def __init__(
         self,
         *,
@@ -69,6 +74,8 @@ class NodeContext:
         emit_progress: Callable[[str, float, str | None], Awaitable[None]],
         cancel_event: asyncio.Event,
         element: int | None = None,
+        node_type: str = "",
+        secrets: tuple[str, ...] = (),
     ):
         self.execution_id = execution_id
         self.account_id = account_id
@@ -76,8 +83,10 @@ class NodeContext:
         self.inputs = inputs
         self.env = env
         self.element = element
+        self.node_type = node_type
         self._emit = emit_progress
         self._cancel = cancel_event
+        self._secrets = secrets
 
     @property
     def logger(self) -> logging.Logger:
@@ -101,6 +110,11 @@ class NodeContext:
         return self.env.service(name)
 
     def secret(self, name: str) -> str | None:
+        if name not in self._secrets:
+            of = f"node type '{self.node_type}'" if self.node_type else "this node's type"
+            raise NodeError(f"{of} reads the secret '{name}' without declaring it: the pack's author must add "
+                            f"'{name}' to the node class's `secrets` (e.g. secrets = (\"{name}\",))",
+                            code="secret_not_declared", node_id=self.node_id)
         return self.env.secret(name)
 
     def _memory_key(self, key: str) -> str:

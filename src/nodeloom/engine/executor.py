@@ -3,6 +3,11 @@
 Every node whose parents are done starts at once, bounded by a semaphore. The executor propagates
 cancellation, enforces per-node deadlines, serves deterministic nodes from the cache by Merkle key,
 fans lists out over scalar ports, and yields events; it never knows who listens.
+
+`run` is the loop that passes events on; `_ReadySet` is one run's state and the work on it. Nothing
+the state holds refers back to it once its node tasks are done or cancelled (a node's failure is kept
+without its traceback), so a finished run — every node's results, media included — is freed by
+reference counting alone, not at the next garbage collection.
 """
 
 from __future__ import annotations
@@ -48,85 +53,138 @@ async def run(
     options: RunOptions | None = None,
 ) -> AsyncIterator[ev.Event]:
     """Run `graph`, yielding events. `completed` holds outputs of nodes finished by an earlier attempt."""
-    opts = options or RunOptions()
     cancel = cancel_event or asyncio.Event()
-    queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
-    results: dict[str, dict[str, Any]] = dict(completed or {})
-    keys = merkle_keys(graph, inputs=inputs, salt=execution_id)
-    sem = asyncio.Semaphore(max(1, opts.concurrency))
-    remaining = {nid: {p for p in graph.nodes[nid].parents} for nid in graph.order if nid not in results}
-    children: dict[str, list[str]] = {nid: [] for nid in graph.order}
-    for nid in graph.order:
-        for parent in graph.nodes[nid].parents:
-            children[parent].append(nid)
-    for nid in list(remaining):
-        remaining[nid] -= set(results)
+    state = _ReadySet(graph, execution_id=execution_id, account_id=account_id, inputs=inputs, env=env,
+                      completed=completed, cache=cache, cancel=cancel, options=options or RunOptions())
+    queue = state.queue  # the waiter's callback holds the queue only, so it never keeps the state alive
+    state.start_ready([nid for nid in graph.order if nid in state.remaining])
+    cancel_waiter = asyncio.create_task(cancel.wait())
+    cancel_waiter.add_done_callback(lambda _t: queue.put_nowait(None))
+    try:
+        while state.tasks or not queue.empty():
+            item = await queue.get()
+            if item is not None:
+                yield item
+                continue
+            if cancel.is_set() or state.failure is not None:
+                break
+        failure = state.failure
+        if cancel.is_set() and failure is None:
+            await _cancel_all(state.tasks)
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item is not None and item.type != ev.NODE_PROGRESS:
+                    yield item
+            yield ev.Event(ev.EXECUTION_CANCELLED, None, {})
+            return
+        if failure is not None:
+            await _cancel_all(state.tasks)
+            yield ev.Event(ev.NODE_FAILED, failure.node_id, {
+                "nodeId": failure.node_id, "error": {"code": failure.code, "message": failure.message}})
+            yield ev.Event(ev.EXECUTION_FAILED, None, {"error": {
+                "code": failure.code, "message": failure.message, "nodeId": failure.node_id}})
+            return
+        results = state.results
+        outputs = {output_name(graph.nodes[nid]): results[nid].get("value")
+                   for nid in graph.order if graph.nodes[nid].type.role == "output" and nid in results}
+        yield ev.Event(ev.EXECUTION_COMPLETED, None, {}, outputs)
+    finally:
+        cancel_waiter.cancel()
+        await _cancel_all(state.tasks)
 
-    async def emit_progress(node_id: str, fraction: float, message: str | None) -> None:
-        data: dict[str, Any] = {"nodeId": node_id, "progress": fraction}
-        if message:
-            data["message"] = message
-        queue.put_nowait(ev.Event(ev.NODE_PROGRESS, node_id, data))
 
-    def gather_inputs(node: NodeInstance) -> dict[str, Any]:
-        values = dict(node.literals)
-        for name, link in node.links.items():
-            values[name] = results[link.source].get(link.output)
-        for port in node.type.inputs:
-            if port.name not in values and port.default is not None:
-                values[port.name] = port.default
-        return values
+class _ReadySet:
+    """One run's state — results so far, the parents each waiting node still waits for, the running node
+    tasks, the first failure — and the work on it: a node task runs its node and then starts the children
+    it made ready itself, so `run`'s loop wakes only to pass events on, or when the run failed, was
+    cancelled or has nothing left."""
 
-    async def call(node: NodeInstance, kwargs: dict[str, Any], element: int | None) -> dict[str, Any]:
-        ctx = NodeContext(execution_id=execution_id, account_id=account_id, node_id=node.id, inputs=inputs,
-                          env=env, emit_progress=emit_progress, cancel_event=cancel, element=element)
-        instance = node.type()
-        timeout = node.type.timeout_s or opts.node_timeout_s
+    __slots__ = ("graph", "execution_id", "account_id", "inputs", "env", "cache", "cancel", "options", "queue",
+                 "results", "keys", "sem", "remaining", "children", "tasks", "failure", "fanned_runs", "__weakref__")
+
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        execution_id: str,
+        account_id: str,
+        inputs: Mapping[str, Any],
+        env: Environment,
+        completed: Mapping[str, dict[str, Any]] | None,
+        cache: Cache | None,
+        cancel: asyncio.Event,
+        options: RunOptions,
+    ):
+        self.graph = graph
+        self.execution_id = execution_id
+        self.account_id = account_id
+        self.inputs = inputs
+        self.env = env
+        self.cache = cache
+        self.cancel = cancel
+        self.options = options
+        #: events for `run` to yield; None wakes it to look at the state (failure, cancellation, nothing left)
+        self.queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
+        self.results: dict[str, dict[str, Any]] = dict(completed or {})
+        self.keys = merkle_keys(graph, inputs=inputs, salt=execution_id)
+        self.sem = asyncio.Semaphore(max(1, options.concurrency))
+        #: the parents each node that has not started yet still waits for
+        self.remaining = {nid: {p for p in graph.nodes[nid].parents} for nid in graph.order
+                          if nid not in self.results}
+        self.children: dict[str, list[str]] = {nid: [] for nid in graph.order}
+        for nid in graph.order:
+            for parent in graph.nodes[nid].parents:
+                self.children[parent].append(nid)
+        for nid in list(self.remaining):
+            self.remaining[nid] -= set(self.results)
+        #: the running node tasks by node id (a node runs at most once per run)
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        #: the first failure, kept without its traceback (see `node_task`)
+        self.failure: NodeError | None = None
+        #: how many elements each fan-out ran (what it is charged for)
+        self.fanned_runs: dict[str, int] = {}
+
+    def start_ready(self, nids: list[str]) -> None:
+        remaining, tasks = self.remaining, self.tasks
+        for nid in nids:
+            if nid in remaining and not remaining[nid]:
+                del remaining[nid]
+                tasks[nid] = asyncio.create_task(self.node_task(nid), name=f"node:{nid}")
+
+    async def node_task(self, nid: str) -> None:
+        """Runs one node, then starts the children it made ready (no round trip through `run`'s loop)."""
+        wake = False
         try:
-            async with asyncio.timeout(timeout):
-                out = await instance.run(ctx, **node.params, **kwargs)
-        except TimeoutError as exc:
-            raise NodeTimeout(f"node '{node.id}' ran past its {timeout:g} s deadline", node_id=node.id) from exc
-        return out or {}
+            await self.run_node(nid)
+        except asyncio.CancelledError:
+            raise
+        except _Failed as exc:
+            # a copy without the traceback: its frames hold this state, and keeping them would be a cycle
+            self.failure, wake = self.failure or _detached(exc.error), True
+        except NodeCancelled:
+            self.cancel.set()
+        except Exception as exc:
+            self.failure, wake = self.failure or NodeError(f"{type(exc).__name__}: {exc}", node_id=nid), True
+        else:
+            if not self.cancel.is_set() and self.failure is None:
+                children, remaining = self.children[nid], self.remaining
+                for child in children:
+                    if child in remaining:
+                        remaining[child].discard(nid)
+                self.start_ready(children)
+        finally:
+            tasks = self.tasks
+            tasks.pop(nid, None)
+            if wake or not tasks:
+                self.queue.put_nowait(None)
 
-    fanned_runs: dict[str, int] = {}
-
-    async def run_fanned(node: NodeInstance, kwargs: dict[str, Any]) -> dict[str, Any]:
-        lengths = {name: len(kwargs[name]) for name in node.fanned_inputs if isinstance(kwargs.get(name), list)}
-        sizes = set(lengths.values()) - {1}
-        if len(sizes) > 1:
-            detail = ", ".join(f"{k}={v}" for k, v in sorted(lengths.items()))
-            raise NodeError(f"list inputs have different lengths ({detail}); lists are paired by index",
-                            code="list_length_mismatch", node_id=node.id)
-        n = sizes.pop() if sizes else (1 if lengths else 0)
-        fanned_runs[node.id] = n
-        if opts.admit is not None:
-            await opts.admit(execution_id, node, n)
-        inner = asyncio.Semaphore(max(1, opts.fanout_concurrency))
-        done = 0
-
-        async def one(i: int) -> dict[str, Any]:
-            nonlocal done
-            args = dict(kwargs)
-            for name in lengths:
-                seq = kwargs[name]
-                args[name] = seq[0] if len(seq) == 1 else seq[i]
-            async with inner:
-                out = await call(node, args, i)
-            done += 1
-            await emit_progress(node.id, done / n, f"{done}/{n}")
-            return out
-
-        outs = await asyncio.gather(*(one(i) for i in range(n)))
-        names = [p.name for p in node.type.outputs] or sorted({k for o in outs for k in o})
-        return {name: [o.get(name) for o in outs] for name in names}
-
-    async def run_node(nid: str) -> None:
-        node = graph.nodes[nid]
-        async with sem:
-            if cancel.is_set():
+    async def run_node(self, nid: str) -> None:
+        node = self.graph.nodes[nid]
+        results, queue = self.results, self.queue
+        async with self.sem:
+            if self.cancel.is_set():
                 return
-            kwargs = gather_inputs(node)
+            kwargs = self.gather_inputs(node)
             # a required input whose link carries no value (a router's other branch): the node does not run
             missing = [p.name for p in node.type.inputs
                        if p.required and p.default is None and p.name in node.links and kwargs.get(p.name) is None]
@@ -136,10 +194,12 @@ async def run(
                     "nodeId": nid, "cached": False, "skipped": True, "durationMs": 0,
                     "message": "skipped: no value for " + ", ".join(missing)}, results[nid]))
                 return
-            key = keys[nid]
-            cacheable = cache is not None and node.type.role == "node" and node.type.is_deterministic(node.params)
-            if cacheable:
-                hit = await cache.get(key)  # type: ignore[union-attr]
+            key = self.keys[nid]
+            cache = self.cache
+            if cache is not None and not (node.type.role == "node" and node.type.is_deterministic(node.params)):
+                cache = None  # only deterministic nodes are served from, and stored in, the cache
+            if cache is not None:
+                hit = await cache.get(key)
                 if hit is not None:
                     results[nid] = hit
                     queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": True,
@@ -148,7 +208,7 @@ async def run(
             started = time.perf_counter()
             queue.put_nowait(ev.Event(ev.NODE_STARTED, nid, {"nodeId": nid, "nodeType": node.type.type}))
             try:
-                out = await run_fanned(node, kwargs) if node.fanned_inputs else await call(node, kwargs, None)
+                out = await self.run_fanned(node, kwargs) if node.fanned_inputs else await self.call(node, kwargs, None)
             except (NodeCancelled, asyncio.CancelledError):
                 raise
             except NodeError as exc:
@@ -157,96 +217,91 @@ async def run(
             except Exception as exc:  # a node's bug becomes a FAILED node with a clear message
                 raise _Failed(NodeError(f"{type(exc).__name__}: {exc}", node_id=nid)) from exc
             results[nid] = out
-            if cacheable:
-                await cache.put(key, out)  # type: ignore[union-attr]
+            if cache is not None:
+                await cache.put(key, out)
             duration = round((time.perf_counter() - started) * 1000, 3)
             data: dict[str, Any] = {"nodeId": nid, "cached": False, "durationMs": duration}
-            if nid in fanned_runs:
-                data["elements"] = fanned_runs[nid]  # how many times a fan-out ran (what it is charged for)
+            if nid in self.fanned_runs:
+                data["elements"] = self.fanned_runs[nid]  # how many times a fan-out ran (what it is charged for)
             queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, data, out))
 
-    tasks: dict[asyncio.Task[None], str] = {}
-    failure: NodeError | None = None
+    def gather_inputs(self, node: NodeInstance) -> dict[str, Any]:
+        results = self.results
+        values = dict(node.literals)
+        for name, link in node.links.items():
+            values[name] = results[link.source].get(link.output)
+        for port in node.type.inputs:
+            if port.name not in values and port.default is not None:
+                values[port.name] = port.default
+        return values
 
-    async def node_task(nid: str) -> None:
-        """Runs one node, then starts the children it made ready (no round trip through the loop below,
-        which wakes only to pass events on, or when the run failed, was cancelled or has nothing left)."""
-        nonlocal failure
-        wake = False
+    async def emit_progress(self, node_id: str, fraction: float, message: str | None) -> None:
+        data: dict[str, Any] = {"nodeId": node_id, "progress": fraction}
+        if message:
+            data["message"] = message
+        self.queue.put_nowait(ev.Event(ev.NODE_PROGRESS, node_id, data))
+
+    async def call(self, node: NodeInstance, kwargs: dict[str, Any], element: int | None) -> dict[str, Any]:
+        """Run the node once (one element of a fan-out, or the whole node) within its deadline."""
+        ctx = NodeContext(execution_id=self.execution_id, account_id=self.account_id, node_id=node.id,
+                          inputs=self.inputs, env=self.env, emit_progress=self.emit_progress,
+                          cancel_event=self.cancel, element=element, node_type=node.type.type,
+                          secrets=node.type.secrets)
+        instance = node.type()
+        timeout = node.type.timeout_s or self.options.node_timeout_s
         try:
-            await run_node(nid)
-        except asyncio.CancelledError:
-            raise
-        except _Failed as exc:
-            failure, wake = failure or exc.error, True
-        except NodeCancelled:
-            cancel.set()
-        except Exception as exc:
-            failure, wake = failure or NodeError(f"{type(exc).__name__}: {exc}", node_id=nid), True
-        else:
-            if not cancel.is_set() and failure is None:
-                for child in children[nid]:
-                    if child in remaining:
-                        remaining[child].discard(nid)
-                start_ready(children[nid])
-        finally:
-            task = asyncio.current_task()
-            if task is not None:
-                tasks.pop(task, None)
-            if wake or not tasks:
-                queue.put_nowait(None)
+            async with asyncio.timeout(timeout):
+                out = await instance.run(ctx, **node.params, **kwargs)
+        except TimeoutError as exc:
+            raise NodeTimeout(f"node '{node.id}' ran past its {timeout:g} s deadline", node_id=node.id) from exc
+        return out or {}
 
-    def start_ready(nids: list[str]) -> None:
-        for nid in nids:
-            if nid in remaining and not remaining[nid]:
-                del remaining[nid]
-                task = asyncio.create_task(node_task(nid), name=f"node:{nid}")
-                tasks[task] = nid
+    async def run_fanned(self, node: NodeInstance, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Run the node once per element of its list inputs (paired by index; a list of one is repeated)."""
+        lengths = {name: len(kwargs[name]) for name in node.fanned_inputs if isinstance(kwargs.get(name), list)}
+        sizes = set(lengths.values()) - {1}
+        if len(sizes) > 1:
+            detail = ", ".join(f"{k}={v}" for k, v in sorted(lengths.items()))
+            raise NodeError(f"list inputs have different lengths ({detail}); lists are paired by index",
+                            code="list_length_mismatch", node_id=node.id)
+        n = sizes.pop() if sizes else (1 if lengths else 0)
+        self.fanned_runs[node.id] = n
+        if self.options.admit is not None:
+            await self.options.admit(self.execution_id, node, n)
+        inner = asyncio.Semaphore(max(1, self.options.fanout_concurrency))
+        done = 0
 
-    start_ready([nid for nid in graph.order if nid in remaining])
-    cancel_waiter = asyncio.create_task(cancel.wait())
-    cancel_waiter.add_done_callback(lambda _t: queue.put_nowait(None))
-    try:
-        while tasks or not queue.empty():
-            item = await queue.get()
-            if item is not None:
-                yield item
-                continue
-            if cancel.is_set() or failure is not None:
-                break
-        if cancel.is_set() and failure is None:
-            await _cancel_all(tasks)
-            while not queue.empty():
-                item = queue.get_nowait()
-                if item is not None and item.type != ev.NODE_PROGRESS:
-                    yield item
-            yield ev.Event(ev.EXECUTION_CANCELLED, None, {})
-            return
-        if failure is not None:
-            await _cancel_all(tasks)
-            yield ev.Event(ev.NODE_FAILED, failure.node_id, {
-                "nodeId": failure.node_id, "error": {"code": failure.code, "message": failure.message}})
-            yield ev.Event(ev.EXECUTION_FAILED, None, {"error": {
-                "code": failure.code, "message": failure.message, "nodeId": failure.node_id}})
-            return
-        outputs = {output_name(graph.nodes[nid]): results[nid].get("value")
-                   for nid in graph.order if graph.nodes[nid].type.role == "output" and nid in results}
-        yield ev.Event(ev.EXECUTION_COMPLETED, None, {}, outputs)
-    finally:
-        cancel_waiter.cancel()
-        await _cancel_all(tasks)
-        # node_task and start_ready refer to each other: rebinding them breaks that cycle, so a finished
-        # run's state (every node's results) is freed at once rather than at the next garbage collection
-        node_task = start_ready = _finished  # noqa: F841
+        async def one(i: int) -> dict[str, Any]:
+            nonlocal done
+            args = dict(kwargs)
+            for name in lengths:
+                seq = kwargs[name]
+                args[name] = seq[0] if len(seq) == 1 else seq[i]
+            async with inner:
+                out = await self.call(node, args, i)
+            done += 1
+            await self.emit_progress(node.id, done / n, f"{done}/{n}")
+            return out
+
+        outs = await asyncio.gather(*(one(i) for i in range(n)))
+        names = [p.name for p in node.type.outputs] or sorted({k for o in outs for k in o})
+        return {name: [o.get(name) for o in outs] for name in names}
 
 
-def _finished(*_args: Any) -> Any:
-    raise RuntimeError("this run has finished")
+def _detached(error: NodeError) -> NodeError:
+    """The failure as `run` reports it (message, code, node), without the traceback and chained exceptions
+    it came with: their frames refer to the run's state, which keeps the failure until the run ends."""
+    return NodeError(error.message, code=error.code, node_id=error.node_id)
 
 
-async def _cancel_all(tasks: dict[asyncio.Task[None], str]) -> None:
-    for task in tasks:
+async def _cancel_all(tasks: dict[str, asyncio.Task[None]]) -> None:
+    """Cancel the running node tasks and wait until they have ended. `asyncio.wait`, not `gather`: the
+    caller's task keeps what it last awaited until it awaits again, and a gather would keep the cancelled
+    tasks — and through their frames the run's state — that long. (A node task catches every Exception,
+    so there is no exception that `wait`, unlike `gather`, would leave unretrieved.)"""
+    running = list(tasks.values())
+    for task in running:
         task.cancel()
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
+    if running:
+        await asyncio.wait(running)
     tasks.clear()

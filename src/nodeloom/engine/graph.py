@@ -235,8 +235,10 @@ def validate(raw: Any, registry: Registry, *, limits: Limits = Limits(), check_a
             if out_port is None:
                 err(f"{path}.output", f"node '{link.source}' ({src.type.type}) has no output '{link.output}'")
                 continue
-            src_t = src.output_types[link.output]
-            dst_t = inst.type.input_port(key).type  # type: ignore[union-attr]
+            dst_port = inst.type.input_port(key)
+            if dst_port is None:  # cannot happen: a link is kept above only for an input port the type has
+                continue
+            src_t, dst_t = src.output_types[link.output], dst_port.type
             if compatible(src_t, dst_t):
                 continue
             if fans_out(src_t, dst_t):

@@ -22,7 +22,9 @@ class Context(Protocol):
     node_id: str
     account_id: str
     inputs: Mapping[str, Any]
-    logger: logging.Logger
+
+    @property
+    def logger(self) -> logging.Logger: ...
 
     async def progress(self, fraction: float, message: str | None = None) -> None: ...
 
@@ -38,7 +40,10 @@ class Context(Protocol):
         """Named services wired by the composition root (media loader, blob store, providers …)."""
         ...
 
-    def secret(self, name: str) -> str | None: ...
+    def secret(self, name: str) -> str | None:
+        """A raw secret the node's type declares in `Node.secrets` (None when the server has no value for it).
+        Reading a name the type does not declare fails the node with code `secret_not_declared`."""
+        ...
 
     async def remember(self, key: str, value: Any) -> None:
         """Persist a small JSON value for this node (e.g. a vendor request id) for resumption."""
@@ -66,6 +71,10 @@ class Node:
     #: input nodes read `ctx.inputs[params.name]`; output nodes publish `value` under `params.name`
     role: ClassVar[str] = "node"  # "input" | "output" | "node"
     provider: ClassVar[str | None] = None  # vendor needed by hosted model nodes
+    #: names of the raw secrets (e.g. an API key in the server's environment) the node reads with `ctx.secret`.
+    #: A node may read only these: the server hands nodes no other secret, so declare exactly what the node
+    #: truly needs. Names only, never values. Hosted model nodes need none: the `providers` service holds keys.
+    secrets: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def category(cls) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from nodeloom.engine.node import Node
-from nodeloom.engine.schema import valid_type
+from nodeloom.engine.schema import Param, Port, valid_type
 
 AvailabilityHook = Callable[[type[Node]], str | None]
 
@@ -26,12 +26,16 @@ class Registry:
             raise ValueError(f"node type name must be 'category.name': {node_type.type!r}")
         if node_type.type in self._types:
             raise ValueError(f"duplicate node type {node_type.type}")
-        names = [p.name for p in (*node_type.inputs, *node_type.params)]
+        names = [p.name for p in node_type.inputs] + [p.name for p in node_type.params]
         if len(names) != len(set(names)):
             raise ValueError(f"{node_type.type}: an input and a param share a name ({sorted(names)})")
-        for port in (*node_type.inputs, *node_type.outputs, *node_type.params):
+        declared: list[Port | Param] = [*node_type.inputs, *node_type.outputs, *node_type.params]
+        for port in declared:
             if not valid_type(port.type):
                 raise ValueError(f"{node_type.type}.{port.name}: unknown port type {port.type}")
+        # `secrets = ("KEY")` is a string, not a tuple: it would declare the names K, E and Y
+        if not isinstance(node_type.secrets, tuple) or not all(isinstance(n, str) and n for n in node_type.secrets):
+            raise ValueError(f"{node_type.type}: secrets must be a tuple of names, e.g. (\"MY_API_KEY\",)")
         self._types[node_type.type] = node_type
 
     def get(self, name: str) -> type[Node] | None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: the marker a stored media value takes inside persisted JSON (node outputs, execution outputs)
+FILE_MARKER = "$file"
+
 
 @dataclass(frozen=True)
 class MediaFile:

@@ -1,8 +1,14 @@
 """Local text-to-image with diffusers, for GPU workers, from model folders that the operator provides.
 
-The operator points `NODELOOM_DIFFUSERS_MODELS_DIR` (or the `diffusers_models_dir` service) at a folder of
+The operator points `NODELOOM_DIFFUSERS_MODELS_DIR` (`Settings.diffusers_models_dir`) at a folder of
 diffusers model folders — for example `sdxl-turbo/`, `FLUX.1-schnell/`, `stable-diffusion-v1-5/`, each with
 its `model_index.json` — and a workflow names one with the `model` param. Nothing is ever downloaded.
+
+The node learns the folder only from the `diffusers_models_dir` service that the composition root
+registers from Settings; it never reads the environment (which holds, until it is scrubbed, the
+server's secrets too). `availability()` has no context, so it checks the runtime only; the folder is
+checked by `availability_hook(settings.diffusers_models_dir)`, which the composition root adds to the
+registries, and again when the node runs.
 """
 
 from __future__ import annotations
@@ -10,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +28,53 @@ from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port
 from nodeloom.nodes.models_runtime import cached, forget, missing
 
+#: the setting's environment variable (read by `Settings`, quoted in messages to the operator)
 MODELS_DIR_ENV = "NODELOOM_DIFFUSERS_MODELS_DIR"
+#: the service through which the node gets the folder
+MODELS_DIR_SERVICE = "diffusers_models_dir"
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-def configured_dir(ctx: Context | None = None) -> Path | None:
-    """The operator's models folder: the `diffusers_models_dir` service when wired, else the environment."""
-    value: Any = None
-    if ctx is not None:
-        try:
-            value = ctx.service("diffusers_models_dir")
-        except LookupError:
-            value = None
-    value = value or os.environ.get(MODELS_DIR_ENV)
+def configured_dir(ctx: Context) -> Path | None:
+    """The operator's models folder, as the composition root wired it; None when it wired none."""
+    try:
+        value = ctx.service(MODELS_DIR_SERVICE)
+    except LookupError:
+        return None
     return Path(value) if value else None
 
 
-def diffusers_unavailable() -> str | None:
+def runtime_unavailable() -> str | None:
+    """Why this process cannot run diffusers at all (torch, diffusers or transformers missing), or None."""
     reason = missing(("torch", "diffusers", "transformers"), {}, "diffusers")
     if reason:
         return f"local image generation runs on GPU workers with torch and diffusers: {reason}"
-    folder = configured_dir()
+    return None
+
+
+def folder_unavailable(folder: Path | None) -> str | None:
+    """Why `folder` cannot serve models (not configured, not a folder), or None."""
     if folder is None:
         return (f"no model folder configured: set {MODELS_DIR_ENV} to a folder of diffusers model folders "
                 "(e.g. sdxl-turbo/, FLUX.1-schnell/, each with its model_index.json)")
     if not folder.is_dir():
         return f"{MODELS_DIR_ENV} ({folder}) is not a folder"
     return None
+
+
+def availability_hook(models_dir: Path | None) -> Callable[[type[Node]], str | None]:
+    """A registry availability hook for `generate.diffusers` with this models folder (None for other nodes).
+
+    The composition root passes `settings.diffusers_models_dir` and chains the hook with its others, so the
+    catalogue and validation say "no model folder configured" as they did when the node read the
+    environment itself.
+    """
+    def hook(node_type: type[Node]) -> str | None:
+        if not issubclass(node_type, GenerateDiffusers):
+            return None
+        return folder_unavailable(models_dir)
+
+    return hook
 
 
 def model_folder(root: Path, name: str) -> Path:
@@ -128,13 +154,17 @@ class GenerateDiffusers(Node):
 
     @classmethod
     def availability(cls) -> str | None:
-        return diffusers_unavailable()
+        return runtime_unavailable()
 
-    async def run(self, ctx: Context, *, prompt: str, model: str, width: int, height: int, steps: int,
-                  seed: int, guidance_scale: float | None = None, negative_prompt: str = "") -> dict[str, Any]:
+    # ignore[override]: Node.run is declared `(self, ctx, **kwargs)`, which no typed signature matches;
+    # declaring it `(self, ctx, *args: Any, **kwargs: Any)` in engine/node.py would make this ignore unneeded
+    async def run(self, ctx: Context, *, prompt: str, model: str,  # type: ignore[override]
+                  width: int, height: int, steps: int, seed: int, guidance_scale: float | None = None,
+                  negative_prompt: str = "") -> dict[str, Any]:
         root = configured_dir(ctx)
         if root is None or not root.is_dir():
-            raise NodeError(diffusers_unavailable() or "no models folder configured", code="unavailable")
+            raise NodeError(f"{self.type} is not configured on this server: {folder_unavailable(root)}",
+                            code="unavailable")
         folder = model_folder(root, model)
         state: dict[str, Any] = {"step": 0, "cancel": False}
         job = asyncio.ensure_future(ctx.run_thread(

@@ -11,6 +11,7 @@ from typing import Any
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port, too_deep
+from nodeloom.media.urlguard import FetchError
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 
@@ -42,8 +43,6 @@ class HttpRequest(Node):
 
     async def run(self, ctx: Context, *, url: str, method: str, headers: Any, timeout: float, failOnError: bool,
                   body: Any = None) -> dict[str, Any]:
-        from nodeloom.media.urlguard import FetchError
-
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise NodeError("headers must be an object of strings", code="invalid_input")
         try:

@@ -7,29 +7,37 @@ one lease period — never by waiting for the broker's visibility timeout.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nodeloom.queue.base import Claim
+from nodeloom.queue.base import QUEUES, Claim, StartHook
 from nodeloom.queue.sql import SqlQueue
+from nodeloom.storage.models import Job
+
+__all__ = ["QUEUES", "TASK_NAME", "CeleryQueue", "make_celery"]
 
 TASK_NAME = "nodeloom.execute"
-QUEUES = ("cpu", "io", "gpu")
+
+T = TypeVar("T")
 
 
 def make_celery(broker_url: str, *, result_backend: str | None = None) -> Any:
-    from celery import Celery
-    from kombu import Queue
+    """The Celery app. Celery is optional and ships no type information: it is imported here, on demand,
+    and handled as `Any`."""
+    celery = importlib.import_module("celery")
+    kombu = importlib.import_module("kombu")
 
-    app = Celery("nodeloom", broker=broker_url, backend=result_backend)
+    app = celery.Celery("nodeloom", broker=broker_url, backend=result_backend)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue="cpu",
-        task_queues=[Queue(q) for q in QUEUES],
+        task_queues=[kombu.Queue(q) for q in QUEUES],
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         broker_transport_options={"visibility_timeout": 3600},
@@ -55,10 +63,11 @@ class CeleryQueue:
         return self.sql.claim(worker_id=worker_id, queues=queues)
 
     def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES, limit: int = 1,
-                   start: Any = None) -> list[tuple[Claim, Any]]:
+                   start: StartHook[T] | None = None) -> list[tuple[Claim, T | None]]:
         return self.sql.claim_many(worker_id=worker_id, queues=queues, limit=limit, start=start)
 
-    def claim_execution(self, *, execution_id: str, worker_id: str, start: Any = None) -> tuple[Claim, Any] | None:
+    def claim_execution(self, *, execution_id: str, worker_id: str,
+                        start: StartHook[T] | None = None) -> tuple[Claim, T | None] | None:
         return self.sql.claim_execution(execution_id=execution_id, worker_id=worker_id, start=start)
 
     def is_waiting(self, execution_id: str) -> bool:
@@ -77,10 +86,6 @@ class CeleryQueue:
             self.publish(claim.execution_id, job_queue, countdown=delay_s or None)
 
     def _queue_of(self, execution_id: str) -> str | None:
-        from sqlalchemy import select
-
-        from nodeloom.storage.models import Job
-
         with self.sql.db.read() as s:
             return s.scalar(select(Job.queue).where(Job.execution_id == execution_id))
 
@@ -101,5 +106,6 @@ class CeleryQueue:
         return len(redo)
 
     def check(self) -> None:
+        """The broker answers (the jobs table is the database's own readiness check)."""
         with self.celery.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

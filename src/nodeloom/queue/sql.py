@@ -7,53 +7,25 @@ again, and the attempt number fences the stale worker's late writes.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
-from nodeloom.queue.base import Claim
+from nodeloom.queue.base import QUEUES, CapFilter, Claim, Room, StartHook, with_start_fallback
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Job
 
-log = logging.getLogger("nodeloom.queue")
-
-
-class Room(Protocol):
-    """How much more each account may start now (per-plan concurrency caps), read in the claim's transaction."""
-
-    #: accounts at their cap: their jobs are not even fetched
-    blocked: set[str]
-
-    def take(self, account_id: str) -> bool:
-        """Count one more start for the account in this claim; False when that would pass its cap."""
-        ...
-
-
-CapFilter = Callable[[Session], Room]
-#: runs inside the claim's transaction for each claimed job (the runner marks the execution RUNNING there,
-#: so claiming and starting cost one transaction); its result travels with the claim
-StartHook = Callable[[Session, Claim], Any]
-
+# Room, CapFilter and StartHook moved to queue.base (they are the protocol's); importable from here as before
+__all__ = ["CapFilter", "Claim", "Room", "SqlQueue", "StartHook"]
 
 T = TypeVar("T")
 
 
-def _with_start_fallback(claim: Callable[[StartHook | None], T], start: StartHook | None) -> T:
-    """Claim with the start hook; if it fails, that transaction rolls back and the claim is made again without
-    it (the runner then starts on its own), so a poisoned execution uses up its attempts instead of blocking."""
-    if start is not None:
-        try:
-            return claim(start)
-        except Exception:
-            log.exception("starting executions inside their claim failed; claiming them without it")
-    return claim(None)
-
-
 class SqlQueue:
+    """QueueBackend on the jobs table: the source of truth for every deployment (Celery only adds messages)."""
+
     def __init__(self, db: Database, *, clock: Clock, lease_seconds: float, cap_filter: CapFilter | None = None):
         self.db = db
         self.clock = clock
@@ -61,16 +33,16 @@ class SqlQueue:
         self.cap_filter = cap_filter
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
-        session.execute(insert(Job.__table__).values(
+        session.execute(insert(Job).values(
             execution_id=execution_id, account_id=account_id, queue=queue, state="queued", attempts=0,
             available_at=self.clock.time(), created_at=self.clock.now()))
 
-    def claim(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu")) -> Claim | None:
+    def claim(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES) -> Claim | None:
         claims = self.claim_many(worker_id=worker_id, queues=queues, limit=1)
         return claims[0][0] if claims else None
 
-    def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = ("cpu", "io", "gpu"), limit: int = 1,
-                   start: StartHook | None = None) -> list[tuple[Claim, Any]]:
+    def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES, limit: int = 1,
+                   start: StartHook[T] | None = None) -> list[tuple[Claim, T | None]]:
         """Claim up to `limit` jobs, oldest first, in one transaction, never letting an account pass its
         concurrency cap; `start` runs for each inside that transaction. Returns (claim, start's result).
 
@@ -79,10 +51,10 @@ class SqlQueue:
         blocking the queue."""
         if limit < 1:
             return []
-        return _with_start_fallback(lambda hook: self._claim(worker_id, queues, limit, hook), start)
+        return with_start_fallback(lambda hook: self._claim(worker_id, queues, limit, hook), start)
 
     def _claim(self, worker_id: str, queues: tuple[str, ...], limit: int,
-               start: StartHook | None) -> list[tuple[Claim, Any]]:
+               start: StartHook[T] | None) -> list[tuple[Claim, T | None]]:
         now = self.clock.time()
         with self.db.write() as s:
             room = self.cap_filter(s) if self.cap_filter else None
@@ -95,7 +67,7 @@ class SqlQueue:
                 q = q.where(Job.account_id.not_in(blocked))
             if not self.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
-            out: list[tuple[Claim, Any]] = []
+            out: list[tuple[Claim, T | None]] = []
             for job in s.scalars(q).all():
                 if len(out) >= limit:
                     break
@@ -114,13 +86,14 @@ class SqlQueue:
                      worker_id=worker_id)
 
     def claim_execution(self, *, execution_id: str, worker_id: str,
-                        start: StartHook | None = None) -> tuple[Claim, Any] | None:
+                        start: StartHook[T] | None = None) -> tuple[Claim, T | None] | None:
         """Claim one named job (the Celery task for it arrived) and run `start` in that transaction, as
         `claim_many` does (with the same fallback when it fails). None when the job is gone, leased by a
         live worker, or its account is at its concurrency cap (the caller retries later)."""
-        return _with_start_fallback(lambda hook: self._claim_named(execution_id, worker_id, hook), start)
+        return with_start_fallback(lambda hook: self._claim_named(execution_id, worker_id, hook), start)
 
-    def _claim_named(self, execution_id: str, worker_id: str, start: StartHook | None) -> tuple[Claim, Any] | None:
+    def _claim_named(self, execution_id: str, worker_id: str,
+                     start: StartHook[T] | None) -> tuple[Claim, T | None] | None:
         now = self.clock.time()
         with self.db.write() as s:
             q = select(Job).where(Job.execution_id == execution_id)
@@ -163,12 +136,13 @@ class SqlQueue:
             return [(r[0], r[1]) for r in rows]
 
     def heartbeat(self, claim: Claim) -> bool:
+        stmt = (update(Job)
+                .where(Job.execution_id == claim.execution_id, Job.lease_owner == claim.worker_id,
+                       Job.attempts == claim.attempt)
+                .values(lease_expires_at=self.clock.time() + self.lease_seconds))
         with self.db.write() as s:
-            res = s.execute(update(Job).where(Job.execution_id == claim.execution_id,
-                                              Job.lease_owner == claim.worker_id,
-                                              Job.attempts == claim.attempt)
-                            .values(lease_expires_at=self.clock.time() + self.lease_seconds))
-            return bool(res.rowcount)
+            # Core, on the session's connection: a CursorResult, whose rowcount says whether the fence held
+            return s.connection().execute(stmt).rowcount > 0
 
     def ack(self, claim: Claim, session: Session | None = None) -> None:
         stmt = delete(Job).where(Job.execution_id == claim.execution_id, Job.attempts == claim.attempt)
@@ -199,3 +173,17 @@ class SqlQueue:
         with self.db.read() as s:
             rows = s.execute(select(Job.queue, Job.state, func.count()).group_by(Job.queue, Job.state)).all()
         return {f"{q}:{state}": int(n) for q, state, n in rows}
+
+    def sweep(self, *, stale_after: float) -> int:
+        """Put jobs whose lease expired back to `queued`; returns how many.
+
+        Not needed for correctness here: `claim_many` already takes a job whose lease expired. Resetting
+        them keeps what the queue reports honest (`depth`, `is_waiting` and `position` count a dead worker's
+        job as waiting, which it is) and fences the dead worker's heartbeat at once, the same as the Celery
+        backend's sweep does. `stale_after` is for lost broker messages; the SQL queue has none."""
+        return len(self.expired())
+
+    def check(self) -> None:
+        """A cheap round trip to the database (readiness); raises when it is unreachable."""
+        with self.db.read() as s:
+            s.execute(text("SELECT 1"))

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -34,13 +34,12 @@ from nodeloom.engine.graph import Graph, NodeInstance
 from nodeloom.engine.node import Node
 from nodeloom.errors import ApiError, NotFound, ValidationFailed
 from nodeloom.services.hosted import node_providers, own_key_runs
+from nodeloom.services.lifecycle import ExecutionListener
+from nodeloom.services.submission import Submission
 from nodeloom.services.usage import OPEN_HOLD, add_credits, day_of
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Account, Execution, ExecutionNode
 from nodeloom.storage.models_platform import EXECUTION_WIDE, CreditEntry
-
-if TYPE_CHECKING:
-    from nodeloom.services.executions import Submission
 
 log = logging.getLogger("nodeloom.billing")
 
@@ -93,7 +92,7 @@ class Estimate:
 OwnKeys = Callable[[str], Collection[str]]
 
 
-class BillingService:
+class BillingService(ExecutionListener):
     def __init__(self, db: Database, *, clock: Clock, own_keys: OwnKeys | None = None):
         self.db = db
         self.clock = clock
@@ -186,11 +185,8 @@ class BillingService:
         return s.scalar(select(CreditEntry).where(CreditEntry.execution_id == execution_id,
                                                   CreditEntry.node_id == node_id, CreditEntry.kind == kind))
 
-    # submit: a gate of ExecutionService -------------------------------------------------------------
-    def check(self, *, account_id: str, sub: Submission) -> None:
-        """Nothing to do before the transaction: the hold below is the check."""
-
-    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
+    # the lifecycle: queued (the hold), node completed (the charge), terminal (the release) ------------
+    def on_queued(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
         """Hold the estimate in the transaction that creates the execution, or refuse with 402."""
         est = self.estimate(sub.graph, account_id=account_id)
         if est.credits <= 0:
@@ -204,8 +200,8 @@ class BillingService:
         s.add(CreditEntry(account_id=account_id, kind="hold", amount=est.credits, execution_id=execution_id,
                           node_id=EXECUTION_WIDE, created_at=self.clock.now()))
 
-    # running: hooks of the runner and the engine ----------------------------------------------------
-    async def admit(self, execution_id: str, node: NodeInstance, elements: int) -> None:
+    # running: the engine's fan-out admission (RunOptions.admit) --------------------------------------
+    async def admit_fanout(self, execution_id: str, node: NodeInstance, elements: int) -> None:
         """RunOptions.admit: a fan-out of `elements` may start only once the extra elements are held."""
         if elements > 1:
             await asyncio.to_thread(self._admit, execution_id, node, elements)
@@ -229,7 +225,7 @@ class BillingService:
 
     def on_node_completed(self, s: Session, ex: Execution, row: ExecutionNode, node: NodeInstance,
                           data: dict[str, Any]) -> None:
-        """Runner node hook: settle a node that ran from the execution's hold (once per node)."""
+        """Settle a node that ran from the execution's hold (once per node)."""
         if data.get("cached") or data.get("skipped"):
             return
         elements = data.get("elements")
@@ -259,7 +255,7 @@ class BillingService:
         add_credits(s, account_id=ex.account_id, day=day_of(now), amount=amount)
 
     def on_terminal(self, s: Session, ex: Execution) -> None:
-        """Terminal hook (runner and cancel): give back whatever the execution still holds."""
+        """Give back whatever the execution still holds (however it ended)."""
         left = self._held(s, ex.id)
         if left <= 0 or self._entry(s, ex.id, EXECUTION_WIDE, "release") is not None:
             return

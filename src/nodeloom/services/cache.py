@@ -6,6 +6,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from nodeloom.media.values import MediaFile
+
 
 class MemoryCache:
     def __init__(self, max_entries_per_account: int):
@@ -49,8 +51,6 @@ class AccountCache:
 
 def _holds_scratch_files(value: Any) -> bool:
     """Files in an execution's work dir vanish when it ends, so outputs that hold them are not cached."""
-    from nodeloom.media.values import MediaFile
-
     if isinstance(value, MediaFile):
         return value.file_id is None
     if isinstance(value, dict):

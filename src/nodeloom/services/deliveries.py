@@ -21,21 +21,24 @@ import email.utils
 import json
 import logging
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock, iso
+from nodeloom.engine.graph import NodeInstance
 from nodeloom.errors import Conflict, NotFound, ValidationFailed
 from nodeloom.media.urlguard import AddressGuard, FetchError, FetchTimeoutError, GuardedClient, UnsafeURLError
 from nodeloom.services.files import FileService
 from nodeloom.services.ids import new_id
+from nodeloom.services.lifecycle import ExecutionListener
 from nodeloom.services.pagination import newest_first, page
 from nodeloom.storage.db import Database
-from nodeloom.storage.models import Account, Execution
+from nodeloom.storage.models import Account, Execution, ExecutionNode
 from nodeloom.storage.models_webhooks import WebhookAttempt, WebhookDelivery
 from nodeloom.webhooks import sign_headers
 
@@ -69,12 +72,16 @@ def run_blocking(coro: Coroutine[Any, Any, Any]) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-class DeliveryService:
-    """The outbox (written inside other transactions), the delivery log and redelivery."""
+#: the poll body of an execution as stored, read in the caller's session (services/executions.py: snapshot)
+Snapshot = Callable[[Session, Execution], dict[str, Any]]
 
-    def __init__(self, db: Database, *, executions: Any, guard: AddressGuard, clock: Clock):
+
+class DeliveryService(ExecutionListener):
+    """The outbox (written by the lifecycle inside the event's transaction), the delivery log and redelivery."""
+
+    def __init__(self, db: Database, *, snapshot: Snapshot, guard: AddressGuard, clock: Clock):
         self.db = db
-        self.executions = executions  # ExecutionService: its `snapshot` is the payload
+        self.snapshot = snapshot  # the payload
         self.guard = guard
         self.clock = clock
 
@@ -89,13 +96,14 @@ class DeliveryService:
                                    code="invalid_webhook_url") from None
 
     # the outbox ---------------------------------------------------------------------------------
-    def on_event(self, s: Any, ex: Execution, event_type: str, node_id: str | None) -> None:
-        """Runner hook for non-terminal events; runs inside the event's transaction."""
-        if event_type in ("execution.started", "node.completed"):
-            self.record(s, ex, event_type=event_type, node_id=node_id)
+    def on_started(self, s: Session, ex: Execution) -> None:
+        self.record(s, ex, event_type="execution.started", node_id=None)
 
-    def on_terminal(self, s: Any, ex: Execution) -> None:
-        """Terminal hook (runner and cancel); runs inside the transaction that ends the execution."""
+    def on_node_completed(self, s: Session, ex: Execution, row: ExecutionNode, node: NodeInstance,
+                          data: dict[str, Any]) -> None:
+        self.record(s, ex, event_type="node.completed", node_id=row.node_id)
+
+    def on_terminal(self, s: Session, ex: Execution) -> None:
         if ex.status in TERMINAL_EVENT:
             self.record(s, ex, event_type=TERMINAL_EVENT[ex.status], node_id=None)
 
@@ -107,7 +115,7 @@ class DeliveryService:
         payload: dict[str, Any] = {"type": event_type, "timestamp": iso(now)}
         if node_id is not None:
             payload["nodeId"] = node_id
-        payload.update(self.executions.snapshot(s, ex))
+        payload.update(self.snapshot(s, ex))
         row = WebhookDelivery(id=new_id("dlv"), account_id=ex.account_id, execution_id=ex.id,
                               event_type=event_type, url=ex.webhook_url, payload=payload, status="pending",
                               attempts=0, round_attempts=0, next_attempt_at=self.clock.time(), created_at=now)

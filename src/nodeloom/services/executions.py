@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock, iso
 from nodeloom.engine.graph import Graph
@@ -16,27 +16,15 @@ from nodeloom.queue.base import QueueBackend
 from nodeloom.services.files import FileService
 from nodeloom.services.hub import EventHub
 from nodeloom.services.ids import new_id
+from nodeloom.services.lifecycle import Lifecycle
 from nodeloom.services.pagination import newest_first, page
+from nodeloom.services.submission import Submission
 from nodeloom.services.workflows import WorkflowService
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Execution, ExecutionEvent, ExecutionNode, Job
 from nodeloom.types import TERMINAL_STATUSES
 
 STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
-
-
-@dataclass
-class Submission:
-    """Everything execute needs once the request passed validation."""
-
-    workflow_id: str
-    version: int | None
-    graph_json: dict[str, Any]
-    graph: Graph
-    inputs: dict[str, Any]
-    webhook_url: str | None = None
-    webhook_events: list[str] | None = None
-    origin: str | None = None  # the base URL it was requested at (links in its callbacks)
 
 
 def queue_for(graph: Graph) -> str:
@@ -85,25 +73,23 @@ def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
 
 class ExecutionService:
     def __init__(self, db: Database, *, workflows: WorkflowService, queue: QueueBackend, files: FileService,
-                 hub: EventHub, clock: Clock):
+                 hub: EventHub, lifecycle: Lifecycle, clock: Clock, wake_workers: Callable[[], None] | None = None,
+                 check_callback_url: Callable[[str], None] | None = None,
+                 graph_checks: Sequence[Callable[[str, Graph], None]] = ()):
         self.db = db
         self.workflows = workflows
         self.queue = queue
         self.files = files
         self.hub = hub
         self.clock = clock
-        self.on_enqueue: list[Any] = []
-        #: called inside the transaction that ends an execution here (a queued one cancelled): webhooks
-        #: write their outbox rows; the runner has its own list for executions that ran
-        self.terminal_hooks: list[Callable[[Any, Execution], None]] = []
-        #: admission, in API.md's order (limits: execution rate, daily quota; billing: credits); set by
-        #: the composition root. Each has `check(account_id=, sub=)`, run before the submit transaction,
-        #: and `reserve(session, account_id=, sub=, execution_id=)`, run inside it; either may refuse.
-        self.gates: list[Any] = []
-        #: refuses a callback URL that can never be valid (422); set by the composition root
-        self.callback_url_check: Callable[[str], None] | None = None
+        #: admission (limits, credits), the hold, and what a cancel implies go through it (services/lifecycle.py)
+        self.lifecycle = lifecycle
+        #: tells this process's workers that something was enqueued (they look now rather than at the next poll)
+        self._wake_workers = wake_workers
+        #: refuses a callback URL that can never be valid (422)
+        self._check_callback_url = check_callback_url
         #: account-aware graph checks at execute, e.g. hosted nodes need the operator's or the account's key (422)
-        self.graph_checks: list[Callable[[str, Graph], None]] = []
+        self._graph_checks = tuple(graph_checks)
 
     def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any],
                 origin: str | None = None) -> Submission:
@@ -113,7 +99,7 @@ class ExecutionService:
                                    [{"path": "version", "message": "expected an integer or \"draft\""}])
         wf, graph_json, resolved, graph = self.workflows.graph_for_run(account_id=account_id,
                                                                        workflow_id=workflow_id, version=version)
-        for check in self.graph_checks:
+        for check in self._graph_checks:
             check(account_id, graph)
         inputs = check_inputs(graph, body.get("inputs"))
         webhook_url, webhook_events = body.get("webhookUrl"), body.get("webhookEvents")
@@ -122,8 +108,8 @@ class ExecutionService:
             webhook_url = defaults.get("callbackUrl")
             if webhook_url and webhook_events is None:
                 webhook_events = defaults.get("callbackEvents")
-        elif self.callback_url_check is not None:
-            self.callback_url_check(webhook_url)
+        elif self._check_callback_url is not None:
+            self._check_callback_url(webhook_url)
         return Submission(workflow_id=wf.id, version=resolved, graph_json=graph_json, graph=graph, inputs=inputs,
                           webhook_url=webhook_url, webhook_events=webhook_events, origin=origin)
 
@@ -145,15 +131,13 @@ class ExecutionService:
 
     def submit(self, *, account_id: str, sub: Submission,
                answer: Callable[[Any, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Accept an execution: the gates check (execution rate) and then reserve (daily quota, credit
-        hold) in the transaction that creates it, so a refusal leaves nothing queued. `answer` stores the
-        response in that same transaction (an idempotency key's answer)."""
-        for gate in self.gates:
-            gate.check(account_id=account_id, sub=sub)
+        """Accept an execution: the lifecycle admits it (execution rate), then it is created and queued
+        (daily quota, credit hold) in one transaction, so a refusal leaves nothing queued. `answer` stores
+        the response in that same transaction (an idempotency key's answer)."""
+        self.lifecycle.admit(account_id=account_id, sub=sub)
         with self.db.write() as s:
             execution_id = self.create(s, account_id=account_id, sub=sub)
-            for gate in self.gates:
-                gate.reserve(s, account_id=account_id, sub=sub, execution_id=execution_id)
+            self.lifecycle.queued(s, account_id=account_id, sub=sub, execution_id=execution_id)
             accepted = self.accepted(execution_id)
             if answer is not None:
                 answer(s, accepted)
@@ -161,8 +145,8 @@ class ExecutionService:
         return accepted
 
     def enqueued(self) -> None:
-        for callback in self.on_enqueue:
-            callback()
+        if self._wake_workers is not None:
+            self._wake_workers()
 
     @staticmethod
     def accepted(execution_id: str) -> dict[str, Any]:
@@ -185,24 +169,8 @@ class ExecutionService:
             body = self.snapshot(s, self._get(s, account_id, execution_id))
         return self.files.render(body, base_url)
 
-    def snapshot(self, s: Any, ex: Execution) -> dict[str, Any]:
-        """The poll body as stored, read in the caller's session (media still stored-file markers:
-        `files.render` signs their URLs). Webhook callbacks snapshot it inside the event's transaction."""
-        nodes = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
-        position = self.queue.position(s, ex.id) if ex.status == "QUEUED" else None
-        body: dict[str, Any] = {
-            "executionId": ex.id, "workflowId": ex.workflow_id,
-            "version": ex.version if ex.version is not None else "draft",
-            "status": ex.status, "progress": round(ex.progress, 4),
-            "createdAt": iso(ex.created_at), "startedAt": iso(ex.started_at), "completedAt": iso(ex.completed_at),
-            "creditsUsed": float(ex.credits_used),
-            "outputs": ex.outputs or {},
-            "nodes": {n.node_id: _node_public(n) for n in nodes},
-            "error": ex.error,
-        }
-        if ex.status == "QUEUED":
-            body["queuePosition"] = position if position is not None else 0
-        return body
+    def snapshot(self, s: Session, ex: Execution) -> dict[str, Any]:
+        return snapshot(s, ex, queue=self.queue)
 
     def summary(self, ex: Execution) -> dict[str, Any]:
         return {"executionId": ex.id, "workflowId": ex.workflow_id,
@@ -223,9 +191,15 @@ class ExecutionService:
             rows = s.scalars(newest_first(stmt, Execution, limit=limit, cursor=cursor)).all()
         return page(rows, limit=limit, public=self.summary)
 
-    def counts_by_status(self) -> dict[str, int]:
-        from sqlalchemy import func
+    async def changed(self, execution_id: str, timeout: float) -> None:
+        """Return when something changed for the execution (an event was written), or after `timeout` s."""
+        await self.hub.wait(execution_id, timeout)
 
+    def render(self, value: Any, base_url: str) -> Any:
+        """Stored JSON as a client sees it: media markers become signed links under `base_url`."""
+        return self.files.render(value, base_url)
+
+    def counts_by_status(self) -> dict[str, int]:
         with self.db.read() as s:
             rows = s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all()
         return {status: int(n) for status, n in rows}
@@ -240,8 +214,6 @@ class ExecutionService:
 
     # changing -----------------------------------------------------------------------------------------
     def cancel(self, *, account_id: str, execution_id: str) -> dict[str, Any]:
-        from nodeloom.services.recorder import record_terminal
-
         with self.db.write() as s:
             ex = self._get(s, account_id, execution_id)
             if ex.status in TERMINAL_STATUSES:
@@ -249,9 +221,7 @@ class ExecutionService:
             job = s.scalar(select(Job).where(Job.execution_id == ex.id))
             if ex.status == "QUEUED" and (job is None or job.state == "queued"):
                 self.queue.remove(s, ex.id)
-                record_terminal(s, ex, status="CANCELLED", outputs=None, error=None, now=self.clock.now())
-                for hook in self.terminal_hooks:
-                    hook(s, ex)
+                self.lifecycle.ended(s, ex, status="CANCELLED")
             else:
                 ex.cancel_requested = True
         self.hub.notify(execution_id)
@@ -266,6 +236,26 @@ class ExecutionService:
             s.execute(delete(ExecutionEvent).where(ExecutionEvent.execution_id == ex.id))
             s.execute(delete(ExecutionNode).where(ExecutionNode.execution_id == ex.id))
             s.delete(ex)
+
+
+def snapshot(s: Session, ex: Execution, *, queue: QueueBackend) -> dict[str, Any]:
+    """The poll body as stored, read in the caller's session (media still stored-file markers:
+    `files.render` signs their URLs). Webhook callbacks snapshot it inside the event's transaction."""
+    nodes = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
+    position = queue.position(s, ex.id) if ex.status == "QUEUED" else None
+    body: dict[str, Any] = {
+        "executionId": ex.id, "workflowId": ex.workflow_id,
+        "version": ex.version if ex.version is not None else "draft",
+        "status": ex.status, "progress": round(ex.progress, 4),
+        "createdAt": iso(ex.created_at), "startedAt": iso(ex.started_at), "completedAt": iso(ex.completed_at),
+        "creditsUsed": float(ex.credits_used),
+        "outputs": ex.outputs or {},
+        "nodes": {n.node_id: _node_public(n) for n in nodes},
+        "error": ex.error,
+    }
+    if ex.status == "QUEUED":
+        body["queuePosition"] = position if position is not None else 0
+    return body
 
 
 def _node_public(n: ExecutionNode) -> dict[str, Any]:

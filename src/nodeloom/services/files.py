@@ -1,4 +1,9 @@
-"""Stored files: uploads and outputs, content-addressed blobs, signed expiring URLs."""
+"""Stored files: uploads and outputs, content-addressed blobs, signed expiring URLs.
+
+Callers go through FileService, never past it to the blob store: it knows which of the store's answers
+fits (a presigned URL, a file on disk, the bytes), so routes, the runner and media loading stay the same
+whichever store an install uses.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import base64
 import hashlib
 import hmac
 import io
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -14,13 +22,14 @@ from sqlalchemy import select
 
 from nodeloom.clock import Clock
 from nodeloom.errors import InvalidSignature, NotFound
+from nodeloom.media.images import encode_image
+from nodeloom.media.values import FILE_MARKER
 from nodeloom.services.ids import new_id
-from nodeloom.storage.blobs import BlobStore
+from nodeloom.storage.blobs import BlobNotFound, BlobStore
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import File
 
-#: the marker a stored media value takes inside persisted JSON (node outputs, execution outputs)
-FILE_MARKER = "$file"
+# FILE_MARKER: the marker a stored media value takes inside persisted JSON (media/values.py)
 
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
               "video/mp4": ".mp4", "audio/mpeg": ".mp3", "audio/wav": ".wav", "application/json": ".json"}
@@ -44,12 +53,26 @@ class StoredFile:
         return m
 
 
+@dataclass(frozen=True)
+class Download:
+    """How to answer a signed download: exactly one of `redirect_url` (object storage: send the client
+    there), `path` (a file on this machine: stream it) or `data` (the bytes: send them) is set."""
+
+    content_type: str
+    redirect_url: str | None = None
+    path: Path | None = None
+    data: bytes | None = None
+
+
 class FileService:
-    def __init__(self, db: Database, blobs: BlobStore, *, secret_key: str, clock: Clock, ttl_seconds: int):
+    def __init__(self, db: Database, blobs: BlobStore, *, secret_key: str, clock: Clock, ttl_seconds: int,
+                 spill_dir: Path | None = None):
         self.db = db
         self.blobs = blobs
         self.clock = clock
         self.ttl = ttl_seconds
+        #: where `local_path` writes blobs of a store that keeps none on disk (made on first use when None)
+        self.spill_dir = spill_dir
         self._key = hashlib.sha256(b"nodeloom-file-urls\0" + secret_key.encode()).digest()
 
     # storing --------------------------------------------------------------------------------------
@@ -88,13 +111,70 @@ class FileService:
             return s.get(File, file_id)
 
     def delete_for_execution(self, session: Any, execution_id: str) -> None:
-        rows = session.scalars(select(File).where(File.execution_id == execution_id)).all()
-        for row in rows:
-            still_used = session.scalar(select(File.id).where(File.blob_key == row.blob_key, File.id != row.id)
-                                        .limit(1))
-            if still_used is None:
-                self.blobs.delete(row.blob_key)
-            session.delete(row)
+        for row in session.scalars(select(File).where(File.execution_id == execution_id)).all():
+            self.delete_file(session, row)
+
+    def delete_file(self, session: Any, row: File) -> None:
+        """Delete the row in the caller's transaction, and its blob unless another row shares it (blobs are
+        content-addressed: the same bytes stored twice are one blob)."""
+        still_used = session.scalar(select(File.id).where(File.blob_key == row.blob_key, File.id != row.id).limit(1))
+        if still_used is None:
+            self.blobs.delete(row.blob_key)
+        session.delete(row)
+
+    # reading ----------------------------------------------------------------------------------------
+    def _row(self, file: File | str) -> File:
+        if isinstance(file, File):
+            return file
+        row = self.get_any(file)
+        if row is None:
+            raise NotFound("file not found")
+        return row
+
+    def read_bytes(self, file: File | str) -> bytes:
+        """The file's bytes (a row, or its id: NotFound when there is no such file). Any account's: check
+        ownership first where it matters. BlobNotFound (a FileNotFoundError) when the row's blob is gone."""
+        return self.blobs.read(self._row(file).blob_key)
+
+    def local_path(self, file: File | str) -> Path:
+        """A file on this machine with the file's bytes, for tools that need a path (ffmpeg, MediaFile).
+        Read it, never write it. Stores that keep nothing on disk have it written to `spill_dir` first."""
+        row = self._row(file)
+        path = self.blobs.local_path(row.blob_key)
+        if path is not None:
+            return path
+        if self.spill_dir is None:
+            self.spill_dir = Path(tempfile.mkdtemp(prefix="nodeloom-files-"))
+        dest = self.spill_dir / row.blob_key  # blob keys are checked names, never paths
+        if not dest.is_file():
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            data = self.blobs.read(row.blob_key)
+            fd, tmp = tempfile.mkstemp(dir=self.spill_dir)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, dest)  # whole or not at all, even with another thread spilling the same blob
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return dest
+
+    def download(self, file_id: str, exp: str | None, sig: str | None) -> Download:
+        """Answer a signed download link (`signed_path`): InvalidSignature when the link is bad or expired,
+        NotFound when the file (or its blob) is gone. Object storage: a presigned URL that expires with ours;
+        else a local file; else the bytes."""
+        row = self.verify(file_id, exp, sig)
+        ttl = max(1, int(exp or 0) - int(self.clock.time()))
+        url = self.blobs.presign(row.blob_key, ttl=ttl, content_type=row.content_type)
+        if url is not None:
+            return Download(content_type=row.content_type, redirect_url=url)
+        try:
+            path = self.blobs.local_path(row.blob_key)
+            if path is not None:
+                return Download(content_type=row.content_type, path=path)
+            return Download(content_type=row.content_type, data=self.blobs.read(row.blob_key))
+        except BlobNotFound as exc:
+            raise NotFound("file not found") from exc
 
     # signing ----------------------------------------------------------------------------------------
     def _sig(self, file_id: str, exp: int) -> str:
@@ -131,16 +211,3 @@ class FileService:
         if isinstance(value, list):
             return [self.render(v, base_url) for v in value]
         return value
-
-
-def encode_image(image: Image.Image, fmt: str = "png", quality: int = 92) -> tuple[bytes, str]:
-    fmt = fmt.lower()
-    buf = io.BytesIO()
-    if fmt in ("jpeg", "jpg"):
-        image.convert("RGB").save(buf, "JPEG", quality=quality)
-        return buf.getvalue(), "image/jpeg"
-    if fmt == "webp":
-        image.save(buf, "WEBP", quality=quality)
-        return buf.getvalue(), "image/webp"
-    image.save(buf, "PNG", compress_level=1)
-    return buf.getvalue(), "image/png"

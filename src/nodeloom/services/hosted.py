@@ -7,10 +7,12 @@ instance of `HostedModels`:
     result = await call.run(on_progress=..., on_submitted=remember, resume=recalled)
     call.used_own_key(result)       # the account's own vendor key served it: billed at byokCredits
 
-- The operator configures vendors with environment variables (`ProviderSettings`, read once at
-  start-up): `NODELOOM_FAL_URL` + `FAL_KEY`, `NODELOOM_REPLICATE_URL` + `REPLICATE_API_TOKEN`,
+- The operator configures vendors with environment variables, read once at start-up with every other
+  setting by `Settings`: `NODELOOM_FAL_URL` + `FAL_KEY`, `NODELOOM_REPLICATE_URL` + `REPLICATE_API_TOKEN`,
   `NODELOOM_OPENAI_BASE_URL` + `OPENAI_API_KEY` (+ `NODELOOM_OPENAI_CHAT_MODEL` for a local server),
   `NODELOOM_GEMINI_URL` + `GEMINI_API_KEY`, and the route order `NODELOOM_PROVIDER_ORDER=fal,replicate`.
+  `HostedModels(settings, keys=…)` keeps only the vendor part (`settings.provider_config()`, as
+  `.config`): this service is handed to nodes, and must not carry the rest of the configuration.
 - An account's own keys (`ProviderKeyService`) take precedence over the operator's for the same
   vendor, and vendors the account has a key for are tried first: the account asked to be billed there.
 - The catalogue marks a hosted node unavailable when the operator configured none of its vendors
@@ -24,11 +26,9 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any, Protocol
 
 import httpx
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from nodeloom.engine.graph import Graph
 from nodeloom.engine.node import Node
@@ -36,10 +36,8 @@ from nodeloom.errors import ValidationFailed
 from nodeloom.providers import (
     PROVIDER_SETTINGS,
     HostedModel,
-    Polling,
     Provider,
     ProviderResult,
-    RetryPolicy,
     Route,
     Router,
     Submission,
@@ -47,91 +45,20 @@ from nodeloom.providers import (
     routes,
 )
 from nodeloom.providers.base import Clock, OnProgress, Sleep
+from nodeloom.providers.config import ProviderConfig
 from nodeloom.providers.routing import OnRouteSubmitted
-from nodeloom.services.provider_keys import ProviderKeyService
+from nodeloom.settings import Settings
 
 OWN_KEY_PATH = "PUT /api/v1/account/providers/{provider}"
 CHAT_TASKS = ("chat", "prompt-expand", "caption")
 
 
-class ProviderSettings(BaseSettings):
-    """Vendor endpoints, keys, route order and resilience, from the environment; bad values refuse to start."""
+class AccountKeys(Protocol):
+    """An account's own vendor keys (`ProviderKeyService`; local runs, which have no account, pass none)."""
 
-    model_config = SettingsConfigDict(env_prefix="NODELOOM_", extra="ignore", populate_by_name=True)
+    def stored(self, account_id: str) -> frozenset[str]: ...
 
-    fal_url: str | None = None
-    fal_key: str | None = Field(default=None, validation_alias="FAL_KEY")
-    replicate_url: str | None = None
-    replicate_api_token: str | None = Field(default=None, validation_alias="REPLICATE_API_TOKEN")
-    openai_base_url: str | None = None
-    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
-    #: the model language-model nodes ask an OpenAI-compatible server for, when it is not OpenAI's own
-    #: (an Ollama, vLLM or llama.cpp server names its models itself); empty: the table's model id
-    openai_chat_model: str | None = None
-    gemini_url: str | None = None
-    gemini_api_key: str | None = Field(default=None, validation_alias="GEMINI_API_KEY")
-
-    #: vendors in the order to try them, e.g. "replicate,fal"; vendors not named keep the table's order
-    provider_order: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: the most one hosted node may spend at vendors, fallbacks included (the node's own timeout caps it too)
-    provider_deadline_seconds: float = Field(default=1800.0, gt=0)
-    #: the most one provider attempt may take before the route moves on (a stuck vendor)
-    provider_attempt_timeout_seconds: float = Field(default=900.0, gt=0)
-    provider_max_attempts: int = Field(default=3, ge=1, le=10)
-    provider_retry_base_seconds: float = Field(default=0.5, ge=0)
-    provider_max_retry_after_seconds: float = Field(default=120.0, ge=0)
-    provider_poll_interval_seconds: float = Field(default=0.5, gt=0)
-    provider_poll_max_interval_seconds: float = Field(default=5.0, gt=0)
-
-    @field_validator("provider_order", mode="before")
-    @classmethod
-    def _split_order(cls, v: object) -> object:
-        if isinstance(v, str):
-            return [name.strip() for name in v.split(",") if name.strip()]
-        return v
-
-    @field_validator("provider_order")
-    @classmethod
-    def _known_providers(cls, v: list[str]) -> list[str]:
-        unknown = [name for name in v if name not in PROVIDER_SETTINGS]
-        if unknown:
-            raise ValueError(f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_SETTINGS)}")
-        return v
-
-    @field_validator("fal_url", "replicate_url", "openai_base_url", "gemini_url")
-    @classmethod
-    def _base_url(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        try:
-            url = httpx.URL(v.strip())
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"{v!r} is not a URL") from exc
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"{v!r} must be an http(s) URL with a host")
-        return v.strip()
-
-    def as_mapping(self) -> dict[str, str | None]:
-        """The names `build_providers` reads (PROVIDER_SETTINGS)."""
-        values = {"fal": (self.fal_url, self.fal_key), "replicate": (self.replicate_url, self.replicate_api_token),
-                  "openai": (self.openai_base_url, self.openai_api_key),
-                  "gemini": (self.gemini_url, self.gemini_api_key)}
-        out: dict[str, str | None] = {}
-        for provider, (url_setting, key_setting) in PROVIDER_SETTINGS.items():
-            out[url_setting], out[key_setting] = values[provider]
-        return out
-
-    def configured_base_urls(self) -> list[str]:
-        """Base URLs the operator set: trusted by the address guard (API.md "Addresses the server calls")."""
-        return [url for url in (self.fal_url, self.replicate_url, self.openai_base_url, self.gemini_url) if url]
-
-    def polling(self) -> Polling:
-        return Polling(interval=self.provider_poll_interval_seconds,
-                       max_interval=max(self.provider_poll_max_interval_seconds, self.provider_poll_interval_seconds))
-
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.provider_max_attempts, base_delay=self.provider_retry_base_seconds,
-                           max_retry_after=self.provider_max_retry_after_seconds)
+    def decrypted(self, account_id: str) -> dict[str, str]: ...
 
 
 def node_providers(node_type: type[Node]) -> list[str]:
@@ -185,10 +112,10 @@ class HostedCall:
 class HostedModels:
     """The `providers` service: operator providers built once; an account's own keys per call."""
 
-    def __init__(self, settings: ProviderSettings, *, keys: ProviderKeyService,
-                 http: httpx.AsyncClient | None = None, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep):
-        self.settings = settings
+    def __init__(self, settings: Settings, *, keys: AccountKeys, http: httpx.AsyncClient | None = None,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+        #: only the vendor part of the configuration: nodes reach this object (`ctx.service("providers")`)
+        self.config: ProviderConfig = settings.provider_config()
         self.keys = keys
         # vendor APIs answer where they are asked; no redirect may carry a key elsewhere
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False,
@@ -196,12 +123,12 @@ class HostedModels:
         self._owns_http = http is None
         self._clock = clock
         self._sleep = sleep
-        self._mapping = settings.as_mapping()
+        self._mapping = self.config.as_mapping()
         self.operator = self._providers({})
 
     def _providers(self, account_keys: Mapping[str, str]) -> dict[str, Provider]:
         return build_providers(self._mapping, http=self.http, account_keys=account_keys, clock=self._clock,
-                               sleep=self._sleep, polling=self.settings.polling())
+                               sleep=self._sleep, polling=self.config.polling)
 
     @property
     def operator_ready(self) -> frozenset[str]:
@@ -249,15 +176,16 @@ class HostedModels:
         planned = routes(model, providers, params)
         if extra_args:
             planned = [_with_extra(route, params, extra_args) for route in planned]
-        if self.settings.openai_chat_model and model.task in CHAT_TASKS:
-            planned = [Route(r.provider, self.settings.openai_chat_model, r.arguments)
-                       if r.provider.name == "openai" else r for r in planned]
-        rank = {name: i for i, name in enumerate(self.settings.provider_order)}
+        chat_model = self.config.chat_model
+        if chat_model and model.task in CHAT_TASKS:
+            planned = [Route(r.provider, chat_model, r.arguments) if r.provider.name == "openai" else r
+                       for r in planned]
+        rank = {name: i for i, name in enumerate(self.config.order)}
         planned.sort(key=lambda r: (r.provider.name not in own, rank.get(r.provider.name, len(rank))))
-        deadline_s = self.settings.provider_deadline_seconds
+        deadline_s = self.config.deadline_s
         if budget_s is not None:
             deadline_s = min(deadline_s, budget_s)
-        router = Router(retry=self.settings.retry(), attempt_timeout=self.settings.provider_attempt_timeout_seconds,
+        router = Router(retry=self.config.retry, attempt_timeout=self.config.attempt_timeout_s,
                         clock=self._clock, sleep=self._sleep)
         return HostedCall(routes=tuple(planned), router=router,
                           own_keys=frozenset(own).intersection(r.provider.name for r in planned),

@@ -76,3 +76,27 @@ class RedisEventHub(EventHub):
         self._thread.stop()
         self._pubsub.close()
         self._redis.close()
+
+
+class WorkSignal:
+    """"Something was enqueued": submissions set it from any thread, this process's worker loop waits on it
+    (and looks now rather than at its next poll). Bound to the loop that waits on it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def bind(self) -> asyncio.Event:
+        """Called by the waiting loop: the event it waits on."""
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        return self._event
+
+    def notify(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            return
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # that loop is closed
+            pass

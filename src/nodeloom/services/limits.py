@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
 from nodeloom.errors import ApiError, NotFound, ValidationFailed
+from nodeloom.services.lifecycle import ExecutionListener
+from nodeloom.services.submission import Submission
 from nodeloom.services.usage import day_of, ensure_day
 from nodeloom.settings import PlanLimits, Settings
 from nodeloom.storage.db import Database
@@ -35,7 +37,6 @@ from nodeloom.storage.models_platform import UsageDay
 
 if TYPE_CHECKING:
     from nodeloom.services.accounts import Principal
-    from nodeloom.services.executions import Submission
 
 #: per-account overrides an operator may set (`nodeloom accounts set-limits`), stored in `accounts.limits`
 OVERRIDABLE = ("requests_per_minute", "executions_per_day", "executions_per_minute", "concurrency")
@@ -73,7 +74,9 @@ class Budget:
                 (b"x-ratelimit-reset", str(math.ceil(self.reset)).encode())]
 
 
-class LimitsService:
+class LimitsService(ExecutionListener):
+    """Plans and rates; as an execution listener, the execution rate (admit) and the daily quota (queued)."""
+
     def __init__(self, db: Database, *, settings: Settings, clock: Clock):
         self.db = db
         self.settings = settings
@@ -179,8 +182,8 @@ class LimitsService:
             return f"session:{session_id or principal.user_id}", self.settings.session_requests_per_minute
         return f"acct:{principal.account_id}", self.plan_for(principal.account_id)[1].requests_per_minute
 
-    # executions: a submit gate (ExecutionService.gates) ------------------------------------------------
-    def check(self, *, account_id: str, sub: Submission) -> None:
+    # executions: the lifecycle's admission ------------------------------------------------------------
+    def admit(self, *, account_id: str, sub: Submission) -> None:
         """Execution rate, before the submit transaction (a refused submission still spent its slot)."""
         _name, plan = self.plan_for(account_id)
         budget = self.hit(f"exec:{account_id}", plan.executions_per_minute)
@@ -189,7 +192,7 @@ class LimitsService:
             raise RateLimited(f"at most {plan.executions_per_minute} executions per {self._window_words()}; "
                               f"retry in {wait} s", retry_after=wait, code="execution_rate_limited")
 
-    def reserve(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
+    def on_queued(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
         """Daily quota, inside the submit transaction: a conditional increment of today's counter."""
         _name, plan = self.plan_for(account_id, session=s)
         now = self.clock.now()

@@ -1,39 +1,171 @@
 """Writes what executions do into rows: the execution, its nodes and its numbered events.
 
-Every function here runs inside the caller's transaction, so an event and everything it implies
-(status, outputs, and — with webhooks — its outbox row) commit together or not at all.
+Every change goes through the lifecycle (services/lifecycle.py) inside the transaction that records it,
+so an event and everything it implies (status, outputs, charges, outbox rows) commit together or not at
+all. `EventRecorder` persists a running execution's engine events in batches,
+fenced by the claim's attempt number; `BatchWriter` gathers the events of a fast graph so that one
+transaction carries several.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nodeloom.storage.models import Execution, ExecutionEvent
+from sqlalchemy import select
+from sqlalchemy.orm import Session, defer
 
-TERMINAL_EVENT = {"COMPLETED": "execution.completed", "FAILED": "execution.failed",
-                  "CANCELLED": "execution.cancelled"}
+from nodeloom.clock import Clock
+from nodeloom.engine import events as ev
+from nodeloom.engine.graph import Graph
+from nodeloom.queue.base import Claim, QueueBackend
+from nodeloom.services.lifecycle import Lifecycle
+from nodeloom.storage.db import Database
+from nodeloom.storage.models import Execution, ExecutionNode
+from nodeloom.types import TERMINAL_STATUSES
+
+STATUS_OF_EVENT = {ev.EXECUTION_COMPLETED: "COMPLETED", ev.EXECUTION_FAILED: "FAILED",
+                   ev.EXECUTION_CANCELLED: "CANCELLED"}
+#: how long the batch writer waits to gather more events into one transaction
+COALESCE_S = 0.005
 
 
-def append_event(s: Any, ex: Execution, *, type: str, data: dict[str, Any], now: datetime) -> int:
-    ex.event_seq = (ex.event_seq or 0) + 1
-    s.add(ExecutionEvent(execution_id=ex.id, seq=ex.event_seq, type=type, data=data, created_at=now))
-    return ex.event_seq
+class LeaseLost(Exception):
+    """Another worker owns this execution now; stop without writing anything more."""
 
 
-def record_terminal(s: Any, ex: Execution, *, status: str, outputs: dict[str, Any] | None,
-                    error: dict[str, Any] | None, now: datetime) -> None:
-    ex.status = status
-    ex.completed_at = now
-    ex.cancel_requested = False
-    if outputs is not None:
-        ex.outputs = outputs
-    if status == "COMPLETED":
-        ex.progress = 1.0
-    ex.error = error
-    data: dict[str, Any] = {"executionId": ex.id, "status": status}
-    if error:
-        data["error"] = error
-    if outputs is not None:
-        data["outputs"] = outputs
-    append_event(s, ex, type=TERMINAL_EVENT[status], data=data, now=now)
+class SerializedBatch:
+    """What a batch's node outputs became as JSON: per node.completed event, and the execution's outputs."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[int, tuple[dict[str, Any], bool]] = {}  # id(event) → (outputs JSON, resumable)
+        self.execution_outputs: dict[str, Any] | None = None
+
+    def add(self, event: ev.Event, outputs: dict[str, Any], resumable: bool) -> None:
+        self.nodes[id(event)] = (outputs, resumable)
+
+
+class EventRecorder:
+    """Persists a claimed execution's engine events through the lifecycle, fenced by the attempt number."""
+
+    def __init__(self, *, db: Database, queue: QueueBackend, lifecycle: Lifecycle, clock: Clock):
+        self.db = db
+        self.queue = queue
+        self.lifecycle = lifecycle
+        self.clock = clock
+
+    def fenced(self, s: Session, claim: Claim) -> Execution:
+        """The execution row, unless another attempt owns it now (LeaseLost). Its graph and inputs are not
+        needed to record events: not loaded (nor parsed) for every batch."""
+        ex = s.get(Execution, claim.execution_id, options=[defer(Execution.graph), defer(Execution.inputs)])
+        if ex is None or ex.attempts != claim.attempt:
+            raise LeaseLost()
+        return ex
+
+    def finish(self, claim: Claim, *, status: str, error: dict[str, Any] | None = None) -> None:
+        """End an execution that never produced engine events (its graph no longer validates)."""
+        with self.db.write() as s:
+            ex = self.fenced(s, claim)
+            if ex.status in TERMINAL_STATUSES:
+                return
+            self.lifecycle.ended(s, ex, status=status, error=error)
+            self.queue.ack(claim, s)
+
+    def write_batch(self, claim: Claim, graph: Graph, events: list[ev.Event], serialized: SerializedBatch) -> None:
+        """Persist a batch of engine events in one transaction."""
+        with self.db.write() as s:
+            ex = self.fenced(s, claim)
+            now = self.clock.now()
+            # one query for every node row of the execution: the batch updates several and needs the count
+            node_rows: dict[str, ExecutionNode] = {
+                r.node_id: r for r in s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id))}
+
+            def node_row(nid: str) -> ExecutionNode:
+                if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
+                    node_rows[nid] = ExecutionNode(execution_id=ex.id, node_id=nid,
+                                                   node_type=graph.nodes[nid].type.type, memory={})
+                    s.add(node_rows[nid])
+                return node_rows[nid]
+
+            for event in events:
+                data = dict(event.data)
+                nid = event.node_id
+                if event.type in ev.TERMINAL_EVENTS:
+                    status = STATUS_OF_EVENT[event.type]
+                    if status == "CANCELLED":
+                        for row in node_rows.values():
+                            if row.status == "RUNNING":
+                                row.status, row.completed_at = "CANCELLED", now
+                    s.flush()
+                    outputs = serialized.execution_outputs if status == "COMPLETED" else None
+                    self.lifecycle.ended(s, ex, status=status, outputs=outputs, error=data.get("error"))
+                    self.queue.ack(claim, s)
+                    continue
+                if event.type == ev.NODE_COMPLETED and nid:
+                    row = node_row(nid)
+                    outputs, resumable = serialized.nodes[id(event)]
+                    row.status, row.completed_at, row.cached = "COMPLETED", now, bool(data.get("cached"))
+                    row.started_at = row.started_at or now
+                    row.outputs, row.resumable = outputs, resumable
+                    done = sum(1 for r in node_rows.values() if r.status == "COMPLETED")
+                    ex.progress = min(0.99, done / max(1, len(graph.nodes)))
+                    data["outputs"] = outputs
+                    self.lifecycle.node_completed(s, ex, row, graph.nodes[nid], data)
+                    continue
+                if event.type == ev.NODE_STARTED and nid:
+                    row = node_row(nid)
+                    row.status, row.started_at = "RUNNING", now
+                elif event.type == ev.NODE_FAILED and nid:
+                    row = node_row(nid)
+                    row.status, row.completed_at, row.error = "FAILED", now, data.get("error")
+                self.lifecycle.event(s, ex, type=event.type, data=data)
+
+
+class BatchWriter:
+    """Drains engine events into batches handed to `flush` (one transaction each), so a fast graph costs
+    few commits. A terminal event closes the writer after it is flushed."""
+
+    def __init__(self, flush: Callable[[list[ev.Event]], Awaitable[None]]):
+        self._flush = flush
+        self._queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._loop())
+
+    async def put(self, event: ev.Event) -> None:
+        await self._queue.put(event)
+        if event.type in ev.TERMINAL_EVENTS:
+            await self.close()
+
+    async def close(self) -> None:
+        """Flush what is queued and stop; re-raises what a flush raised (e.g. LeaseLost)."""
+        if not self._task.done():
+            await self._queue.put(None)
+            await asyncio.shield(self._task)
+        if self._task.done() and not self._task.cancelled():
+            error = self._task.exception()
+            if error is not None:
+                raise error
+
+    async def abort(self) -> None:
+        """Stop without raising (the run is ending anyway)."""
+        if not self._task.done():
+            await self._queue.put(None)
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            if first.type not in ev.TERMINAL_EVENTS:
+                # a fast graph emits its next events within a few milliseconds: wait that long for them, so
+                # one transaction carries several events instead of one each (SSE sees them COALESCE_S later)
+                await asyncio.sleep(COALESCE_S)
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    await self._flush(batch)
+                    return
+                batch.append(item)
+            await self._flush(batch)

@@ -1,12 +1,14 @@
 """The retention sweeper: removes executions, events and files older than the operator keeps them.
 
-Other services register what they keep (idempotency rows, delivery logs) with `add`, each a function
-that deletes its own expired rows inside the sweeper's transaction and returns how many it removed.
+Other services' rows (delivery logs, trigger receipts) are swept too: the composition root hands the
+sweeper one `Purge` per kind, each deleting its own expired rows inside the sweeper's transaction and
+returning how many it removed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,21 +19,25 @@ from nodeloom.services.files import FileService
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Execution, ExecutionEvent, ExecutionNode, File
 
-Purge = Callable[[Any, datetime], int]
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """`delete(session, cutoff)` removes `name`'s rows older than cutoff; `days`: its own retention."""
+
+    name: str
+    delete: Callable[[Any, datetime], int]
+    days: float | None = None
 
 
 class RetentionSweeper:
-    def __init__(self, db: Database, files: FileService, *, clock: Clock, days: float, batch: int = 200):
+    def __init__(self, db: Database, files: FileService, *, clock: Clock, days: float,
+                 purges: Sequence[Purge] = (), batch: int = 200):
         self.db = db
         self.files = files
         self.clock = clock
         self.days = days
         self.batch = batch
-        self._extra: list[tuple[str, Purge, float | None]] = []
-
-    def add(self, name: str, purge: Purge, *, days: float | None = None) -> None:
-        """`purge(session, cutoff)` deletes `name`'s rows older than cutoff (days: its own retention)."""
-        self._extra.append((name, purge, days))
+        self._purges = tuple(purges)
 
     def sweep(self) -> dict[str, int]:
         if self.days <= 0:
@@ -51,11 +57,9 @@ class RetentionSweeper:
             uploads = s.scalars(select(File).where(File.execution_id.is_(None), File.created_at < cutoff)
                                 .limit(self.batch)).all()
             for row in uploads:
-                still_used = s.scalar(select(File.id).where(File.blob_key == row.blob_key, File.id != row.id).limit(1))
-                if still_used is None:
-                    self.files.blobs.delete(row.blob_key)
-                s.delete(row)
+                self.files.delete_file(s, row)
             removed["files"] = len(uploads)
-            for name, purge, days in self._extra:
-                removed[name] = purge(s, now - timedelta(days=days) if days is not None else cutoff)
+            for purge in self._purges:
+                days = purge.days
+                removed[purge.name] = purge.delete(s, now - timedelta(days=days) if days is not None else cutoff)
         return removed

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
 from nodeloom.errors import NotFound
+from nodeloom.settings import PlanLimits
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Account
 from nodeloom.storage.models_platform import CreditEntry, UsageDay
 
-if TYPE_CHECKING:
-    from nodeloom.services.limits import LimitsService
+
+class Plans(Protocol):
+    """Where an account's effective plan comes from (services/limits.py's LimitsService)."""
+
+    window_seconds: int
+
+    def plan_for(self, account_id: str) -> tuple[str, PlanLimits]: ...
 
 
 #: credits still reserved by executions: their holds less what was charged or released
@@ -56,7 +62,7 @@ def add_credits(s: Session, *, account_id: str, day: str, amount: Decimal) -> No
 
 
 class UsageService:
-    def __init__(self, db: Database, *, limiter: LimitsService, clock: Clock):
+    def __init__(self, db: Database, *, limiter: Plans, clock: Clock):
         self.db = db
         self.limiter = limiter
         self.clock = clock

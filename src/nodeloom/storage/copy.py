@@ -72,7 +72,7 @@ def copy_files(database_url: str, source: BlobStore, target: BlobStore) -> int:
         for key in keys:
             if not target.exists(key):
                 suffix = key[64:]
-                stored = target.put(source.path(key).read_bytes(), suffix=suffix)
+                stored = target.put(source.read(key), suffix=suffix)
                 if stored != key:
                     raise CopyError(f"blob {key} changed while copying")
             n += 1

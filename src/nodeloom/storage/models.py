@@ -10,24 +10,23 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
-
-
-Credits = Numeric(18, 4)
+# the other tables live in their own modules; importing them here registers them with Base.metadata
+# whenever the models are used (they import only storage/base.py, so there is no cycle)
+from nodeloom.storage import models_platform as _platform_tables  # noqa: F401
+from nodeloom.storage import models_providers as _provider_tables  # noqa: F401
+from nodeloom.storage import models_users as _user_tables  # noqa: F401
+from nodeloom.storage import models_webhooks as _webhook_tables  # noqa: F401
+from nodeloom.storage.base import Base, Credits
 
 
 class Account(Base):
@@ -171,8 +170,3 @@ class File(Base):
 
 __all__ = ["Account", "ApiKey", "Base", "Execution", "ExecutionEvent", "ExecutionNode", "File", "Job",
            "Workflow", "WorkflowVersion", "UniqueConstraint"]
-
-from nodeloom.storage import models_platform as _platform_tables  # noqa: E402,F401  (registers them with Base.metadata)
-from nodeloom.storage import models_providers as _provider_tables  # noqa: E402,F401  (registers them with Base.metadata)
-from nodeloom.storage import models_users as _user_tables  # noqa: E402,F401  (registers them with Base.metadata)
-from nodeloom.storage import models_webhooks as _webhook_tables  # noqa: E402,F401  (registers them with Base.metadata)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from nodeloom.storage.models import Base, Credits
+from nodeloom.storage.base import Base, Credits
 
 #: the node id of ledger entries that concern a whole execution (its hold and its release)
 EXECUTION_WIDE = "*"

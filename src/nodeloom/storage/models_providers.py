@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from nodeloom.storage.models import Base
+from nodeloom.storage.base import Base
 
 
 class AccountProviderKey(Base):

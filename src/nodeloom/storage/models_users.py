@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from nodeloom.storage.models import Base
+from nodeloom.storage.base import Base
 
 
 class User(Base):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from nodeloom.storage.models import Base
+from nodeloom.storage.base import Base
 
 #: delivery states: waiting for its next attempt, being sent by one worker, done either way
 DELIVERY_STATES = ("pending", "sending", "delivered", "failed")

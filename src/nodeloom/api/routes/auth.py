@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import Field
 
-from nodeloom.api.deps import RuntimeDep
+from nodeloom.api.deps import SettingsDep, UsersDep
 from nodeloom.api.schemas import Body
 from nodeloom.api.sessions import COOKIE, clear_session_cookie, session_auth, set_session_cookie
 from nodeloom.errors import Forbidden, Unauthorized
@@ -35,47 +35,48 @@ def client_address(request: Request) -> str:
 
 
 @router.get("/config")
-def auth_config(rt: RuntimeDep) -> dict[str, Any]:
-    return {"signupEnabled": rt.settings.signup_enabled}
+def auth_config(settings: SettingsDep) -> dict[str, Any]:
+    return {"signupEnabled": settings.signup_enabled}
 
 
 @router.get("/me")
-def me(request: Request, rt: RuntimeDep) -> dict[str, Any]:
+def me(request: Request, users: UsersDep, settings: SettingsDep) -> dict[str, Any]:
     token = request.cookies.get(COOKIE)
-    session = rt.users.resolve(token) if token else None
+    session = users.resolve(token) if token else None
     if token is None or session is None:
-        raise Unauthorized("sign in to continue", signupEnabled=rt.settings.signup_enabled)
-    return rt.users.describe(session, token=token)
+        raise Unauthorized("sign in to continue", signupEnabled=settings.signup_enabled)
+    return users.describe(session, token=token)
 
 
 @router.post("/login")
-def login(body: LoginBody, request: Request, response: Response, rt: RuntimeDep) -> dict[str, Any]:
-    signed = rt.users.login(email=body.email, password=body.password, client=client_address(request))
+def login(body: LoginBody, request: Request, response: Response, users: UsersDep) -> dict[str, Any]:
+    signed = users.login(email=body.email, password=body.password, client=client_address(request))
     previous = request.cookies.get(COOKIE)
     if previous:  # a new session for every sign-in: an old (possibly planted) cookie stops working
-        rt.users.logout(previous)
+        users.logout(previous)
     set_session_cookie(response, request, signed)
     return signed.body
 
 
 @router.post("/signup", status_code=201)
-def signup(body: SignupBody, request: Request, response: Response, rt: RuntimeDep) -> dict[str, Any]:
-    if not rt.settings.signup_enabled:
+def signup(body: SignupBody, request: Request, response: Response, users: UsersDep,
+           settings: SettingsDep) -> dict[str, Any]:
+    if not settings.signup_enabled:
         raise Forbidden("sign-up is not offered on this server; ask its operator for an account",
                         code="signup_disabled")
-    user = rt.users.signup(email=body.email, password=body.password, account_name=body.accountName,
+    user = users.signup(email=body.email, password=body.password, account_name=body.accountName,
                            client=client_address(request))
-    signed = rt.users.start_session(user)
+    signed = users.start_session(user)
     set_session_cookie(response, request, signed)
     return signed.body
 
 
 @router.post("/logout", status_code=204)
-def logout(request: Request, rt: RuntimeDep) -> Response:
+def logout(request: Request, users: UsersDep) -> Response:
     token = request.cookies.get(COOKIE)
-    if token and rt.users.resolve(token) is not None:
+    if token and users.resolve(token) is not None:
         session_auth(request)  # a live session signs out only with its CSRF token
-        rt.users.logout(token)
+        users.logout(token)
     response = Response(status_code=204)
     clear_session_cookie(response, request)
     return response

@@ -13,9 +13,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from nodeloom.api.deps import BaseUrl, ExecuteScope, ManageScope, ReadScope, RuntimeDep
+from nodeloom.api.deps import BaseUrl, ExecuteScope, ExecutionsDep, IdempotencyDep, ManageScope, ReadScope, SettingsDep
 from nodeloom.api.schemas import ExecuteBody
 from nodeloom.errors import Forbidden
+from nodeloom.services.executions import ExecutionService
 from nodeloom.types import TERMINAL_STATUSES
 
 #: a Last-Event-ID we resume after: an event's sequence number (ASCII digits, within a 64-bit column)
@@ -33,77 +34,78 @@ def prefer_wait(header: str | None) -> float:
     return min(60.0, float(m.group(1))) if m else 0.0
 
 
-async def wait_for_end(rt: Any, *, account_id: str, execution_id: str, seconds: float) -> bool:
+async def wait_for_end(executions: ExecutionService, *, account_id: str, execution_id: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while True:
-        status = await run_in_threadpool(rt.executions.status, account_id=account_id, execution_id=execution_id)
+        status = await run_in_threadpool(executions.status, account_id=account_id, execution_id=execution_id)
         if status in TERMINAL_STATUSES:
             return True
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        await rt.hub.wait(execution_id, min(left, 1.0))
+        await executions.changed(execution_id, min(left, 1.0))
 
 
 @router.post("/{workflow_id}/execute", status_code=202)
-async def execute(workflow_id: str, body: ExecuteBody, request: Request, rt: RuntimeDep, p: ExecuteScope,
-                  base: BaseUrl, prefer: str | None = Header(default=None)) -> Response:
+async def execute(workflow_id: str, body: ExecuteBody, request: Request, executions: ExecutionsDep,
+                  idempotency: IdempotencyDep, p: ExecuteScope, base: BaseUrl, prefer: str | None = Header(default=None)) -> Response:
     if body.version == "draft" and "manage" not in p.scopes:
         raise Forbidden("running the draft needs scope 'manage'")
     payload = body.model_dump(exclude_none=True)
-    sub = await run_in_threadpool(rt.executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
+    sub = await run_in_threadpool(executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
                                   body=payload, origin=base)
     wait = prefer_wait(prefer)
     claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
-    answer = rt.idempotency.store_json(claim, 202, final=wait == 0) if claim else None
-    accepted = await run_in_threadpool(rt.executions.submit, account_id=p.account_id, sub=sub, answer=answer)
-    if wait > 0 and await wait_for_end(rt, account_id=p.account_id, execution_id=accepted["executionId"],
+    answer = idempotency.store_json(claim, 202, final=wait == 0) if claim else None
+    accepted = await run_in_threadpool(executions.submit, account_id=p.account_id, sub=sub, answer=answer)
+    if wait > 0 and await wait_for_end(executions, account_id=p.account_id, execution_id=accepted["executionId"],
                                        seconds=wait):
-        poll = await run_in_threadpool(rt.executions.poll, account_id=p.account_id,
+        poll = await run_in_threadpool(executions.poll, account_id=p.account_id,
                                        execution_id=accepted["executionId"], base_url=base)
         return JSONResponse(poll, status_code=200)
     return JSONResponse(accepted, status_code=202)
 
 
 @router.get("/executions")
-def list_executions(rt: RuntimeDep, p: ReadScope, workflowId: str | None = None, status: str | None = None,
+def list_executions(executions: ExecutionsDep, p: ReadScope, workflowId: str | None = None, status: str | None = None,
                     limit: int = Query(default=20, ge=1, le=100), cursor: str | None = None) -> dict[str, Any]:
-    return rt.executions.list(account_id=p.account_id, workflow_id=workflowId, status=status, limit=limit,
+    return executions.list(account_id=p.account_id, workflow_id=workflowId, status=status, limit=limit,
                               cursor=cursor)
 
 
 @router.get("/executions/{execution_id}/poll")
-def poll(execution_id: str, rt: RuntimeDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
-    return rt.executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
+def poll(execution_id: str, executions: ExecutionsDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
+    return executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
 
 
 @router.get("/executions/{execution_id}")
-def get_execution(execution_id: str, rt: RuntimeDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
-    return rt.executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
+def get_execution(execution_id: str, executions: ExecutionsDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
+    return executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
 
 
 @router.post("/executions/{execution_id}/cancel", status_code=202)
-def cancel(execution_id: str, rt: RuntimeDep, p: ExecuteScope) -> dict[str, Any]:
-    return rt.executions.cancel(account_id=p.account_id, execution_id=execution_id)
+def cancel(execution_id: str, executions: ExecutionsDep, p: ExecuteScope) -> dict[str, Any]:
+    return executions.cancel(account_id=p.account_id, execution_id=execution_id)
 
 
 @router.delete("/executions/{execution_id}", status_code=204)
-def delete_execution(execution_id: str, rt: RuntimeDep, p: ManageScope) -> Response:
-    rt.executions.delete(account_id=p.account_id, execution_id=execution_id)
+def delete_execution(execution_id: str, executions: ExecutionsDep, p: ManageScope) -> Response:
+    executions.delete(account_id=p.account_id, execution_id=execution_id)
     return Response(status_code=204)
 
 
 @router.get("/executions/{execution_id}/events")
-async def events(execution_id: str, request: Request, rt: RuntimeDep, p: ReadScope, base: BaseUrl,
+async def events(execution_id: str, request: Request, executions: ExecutionsDep,
+                 settings: SettingsDep, p: ReadScope, base: BaseUrl,
                  last_event_id: str | None = Header(default=None),
                  lastEventId: str | None = Query(default=None)) -> StreamingResponse:
     resume = last_event_id or lastEventId
     # an id is the event's sequence number; anything else (or absurdly large) replays from the first
     after = int(resume) if resume and EVENT_ID.fullmatch(resume) else 0
     # the first read happens before the response starts, so an unknown id is a clean 404
-    first, status = await run_in_threadpool(rt.executions.events_after, account_id=p.account_id,
+    first, status = await run_in_threadpool(executions.events_after, account_id=p.account_id,
                                             execution_id=execution_id, after=after)
-    interval = rt.settings.poll_interval_seconds
+    interval = settings.poll_interval_seconds
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal after
@@ -111,7 +113,7 @@ async def events(execution_id: str, request: Request, rt: RuntimeDep, p: ReadSco
         idle = 0.0
         while True:
             for e in batch:
-                data = rt.files.render(e.data, base)
+                data = executions.render(e.data, base)
                 yield f"id: {e.seq}\nevent: {e.type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
                 after = e.seq
                 if e.type.startswith("execution.") and e.type != "execution.started":
@@ -127,9 +129,9 @@ async def events(execution_id: str, request: Request, rt: RuntimeDep, p: ReadSco
                 return
             if not batch:
                 started = time.monotonic()
-                await rt.hub.wait(execution_id, max(interval, 1.0))
+                await executions.changed(execution_id, max(interval, 1.0))
                 idle += time.monotonic() - started
-            batch, current = await run_in_threadpool(rt.executions.events_after, account_id=p.account_id,
+            batch, current = await run_in_threadpool(executions.events_after, account_id=p.account_id,
                                                      execution_id=execution_id, after=after)
             await asyncio.sleep(0)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from nodeloom.api.deps import BaseUrl, ExecuteScope, RuntimeDep
+from nodeloom.api.deps import BaseUrl, ExecuteScope, FilesDep, SettingsDep
 from nodeloom.errors import PayloadTooLarge, ValidationFailed
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
@@ -19,13 +19,14 @@ ALLOWED_PREFIXES = ("image/", "video/", "audio/", "text/", "application/json", "
 
 
 @router.post("/uploads", status_code=201)
-async def upload(request: Request, rt: RuntimeDep, p: ExecuteScope, base: BaseUrl) -> dict[str, Any]:
-    form = await request.form(max_files=1, max_fields=10, max_part_size=rt.settings.max_upload_bytes)
+async def upload(request: Request, files: FilesDep, settings: SettingsDep, p: ExecuteScope,
+                 base: BaseUrl) -> dict[str, Any]:
+    form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
     file = form.get("file")
     if not isinstance(file, UploadFile) and not hasattr(file, "read"):
         raise ValidationFailed("send the file as multipart/form-data field 'file'",
                                [{"path": "file", "message": "missing file field"}])
-    limit = rt.settings.max_upload_bytes
+    limit = settings.max_upload_bytes
     data = await file.read(limit + 1)  # type: ignore[union-attr]
     await form.close()
     if len(data) > limit:
@@ -36,9 +37,9 @@ async def upload(request: Request, rt: RuntimeDep, p: ExecuteScope, base: BaseUr
              or "application/octet-stream").split(";")[0].strip().lower()
     if not ctype.startswith(ALLOWED_PREFIXES):
         raise ValidationFailed(f"unsupported content type {ctype}", [{"path": "file", "message": "unsupported type"}])
-    stored = await run_in_threadpool(rt.files.store, account_id=p.account_id, data=data, content_type=ctype,
+    stored = await run_in_threadpool(files.store, account_id=p.account_id, data=data, content_type=ctype,
                                      name=getattr(file, "filename", None))
-    out: dict[str, Any] = {"fileId": stored.id, "url": base + rt.files.signed_path(stored.id),
+    out: dict[str, Any] = {"fileId": stored.id, "url": base + files.signed_path(stored.id),
                            "contentType": stored.content_type, "size": stored.size}
     if stored.width is not None:
         out["width"], out["height"] = stored.width, stored.height
@@ -46,11 +47,11 @@ async def upload(request: Request, rt: RuntimeDep, p: ExecuteScope, base: BaseUr
 
 
 @router.get("/files/{file_id}")
-def download(file_id: str, rt: RuntimeDep, exp: str | None = None, sig: str | None = None) -> Response:
-    row = rt.files.verify(file_id, exp, sig)
-    presign = getattr(rt.files.blobs, "presign", None)
-    if presign is not None:  # object storage: hand the client a presigned URL that expires with ours
-        ttl = max(1, int(exp or 0) - int(rt.clock.time()))
-        return RedirectResponse(presign(row.blob_key, ttl=ttl, content_type=row.content_type), status_code=307)
-    path = rt.files.blobs.path(row.blob_key)
-    return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
+def download(file_id: str, files: FilesDep, exp: str | None = None, sig: str | None = None) -> Response:
+    found = files.download(file_id, exp, sig)
+    if found.redirect_url is not None:  # object storage: a presigned URL that expires with ours
+        return RedirectResponse(found.redirect_url, status_code=307)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if found.path is not None:
+        return FileResponse(found.path, media_type=found.content_type, headers=headers)
+    return Response(found.data or b"", media_type=found.content_type, headers=headers)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
-from nodeloom.api.deps import ManageScope, RuntimeDep
+from nodeloom.api.deps import ManageScope, ProviderKeysDep
 from nodeloom.api.schemas import Body
 
 router = APIRouter(prefix="/api/v1/account/providers", tags=["account"])
@@ -19,17 +19,17 @@ class ProviderKeyPut(Body):
 
 
 @router.get("")
-async def list_provider_keys(rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
-    return {"data": await run_in_threadpool(rt.provider_keys.list, p.account_id)}
+async def list_provider_keys(provider_keys: ProviderKeysDep, p: ManageScope) -> dict[str, Any]:
+    return {"data": await run_in_threadpool(provider_keys.list, p.account_id)}
 
 
 @router.put("/{provider}")
-async def put_provider_key(provider: str, body: ProviderKeyPut, rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
-    return await run_in_threadpool(rt.provider_keys.put, account_id=p.account_id, provider=provider,
+async def put_provider_key(provider: str, body: ProviderKeyPut, provider_keys: ProviderKeysDep, p: ManageScope) -> dict[str, Any]:
+    return await run_in_threadpool(provider_keys.put, account_id=p.account_id, provider=provider,
                                    api_key=body.apiKey)
 
 
 @router.delete("/{provider}", status_code=204)
-async def delete_provider_key(provider: str, rt: RuntimeDep, p: ManageScope) -> Response:
-    await run_in_threadpool(rt.provider_keys.delete, account_id=p.account_id, provider=provider)
+async def delete_provider_key(provider: str, provider_keys: ProviderKeysDep, p: ManageScope) -> Response:
+    await run_in_threadpool(provider_keys.delete, account_id=p.account_id, provider=provider)
     return Response(status_code=204)

@@ -9,8 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from nodeloom.api.deps import ManageScope, ReadScope, RuntimeDep, base_url
+from nodeloom.api.deps import DeliveriesDep, IdempotencyDep, ManageScope, ReadScope, TriggersDep, base_url
 from nodeloom.api.schemas import Body
+from nodeloom.services.idempotency import IdempotencyService
+from nodeloom.services.triggers import TriggerService
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
@@ -25,56 +27,59 @@ class WebhookSettingsUpdate(Body):
 
 
 # triggers: no credentials; the webhookId is the capability ------------------------------------------
-async def _trigger(webhook_id: str, request: Request, rt: Any) -> JSONResponse:
+async def _trigger(webhook_id: str, request: Request, triggers: TriggerService,
+                   idempotency: IdempotencyService) -> JSONResponse:
     body = await request.body()
     claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
-    answer = rt.idempotency.store_json(claim, 202) if claim else None
-    accepted = await run_in_threadpool(rt.triggers.trigger, webhook_id=webhook_id, headers=request.headers,
+    answer = idempotency.store_json(claim, 202) if claim else None
+    accepted = await run_in_threadpool(triggers.trigger, webhook_id=webhook_id, headers=request.headers,
                                        body=body, answer=answer, origin=base_url(request))
     return JSONResponse(accepted, status_code=202)
 
 
 @router.post("/webhooks/{webhook_id}", status_code=202)
-async def trigger(webhook_id: str, request: Request, rt: RuntimeDep) -> JSONResponse:
-    return await _trigger(webhook_id, request, rt)
+async def trigger(webhook_id: str, request: Request, triggers: TriggersDep,
+                  idempotency: IdempotencyDep) -> JSONResponse:
+    return await _trigger(webhook_id, request, triggers, idempotency)
 
 
 @router.post("/workflow/{webhook_id}/trigger", status_code=202)
-async def trigger_alias(webhook_id: str, request: Request, rt: RuntimeDep) -> JSONResponse:
-    return await _trigger(webhook_id, request, rt)
+async def trigger_alias(webhook_id: str, request: Request, triggers: TriggersDep,
+                        idempotency: IdempotencyDep) -> JSONResponse:
+    return await _trigger(webhook_id, request, triggers, idempotency)
 
 
 # a workflow's webhook settings -----------------------------------------------------------------------
 @router.get("/workflows/{workflow_id}/webhook")
-def get_webhook_settings(workflow_id: str, rt: RuntimeDep, p: ReadScope) -> dict[str, Any]:
-    return rt.triggers.get_settings(account_id=p.account_id, workflow_id=workflow_id)
+def get_webhook_settings(workflow_id: str, triggers: TriggersDep, p: ReadScope) -> dict[str, Any]:
+    return triggers.get_settings(account_id=p.account_id, workflow_id=workflow_id)
 
 
 @router.patch("/workflows/{workflow_id}/webhook")
-def update_webhook_settings(workflow_id: str, body: WebhookSettingsUpdate, rt: RuntimeDep,
+def update_webhook_settings(workflow_id: str, body: WebhookSettingsUpdate, triggers: TriggersDep,
                             p: ManageScope) -> dict[str, Any]:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return rt.triggers.update_settings(account_id=p.account_id, workflow_id=workflow_id, changes=changes)
+    return triggers.update_settings(account_id=p.account_id, workflow_id=workflow_id, changes=changes)
 
 
 @router.post("/workflows/{workflow_id}/webhook/rotate")
-def rotate_webhook_id(workflow_id: str, rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
-    return rt.triggers.rotate(account_id=p.account_id, workflow_id=workflow_id)
+def rotate_webhook_id(workflow_id: str, triggers: TriggersDep, p: ManageScope) -> dict[str, Any]:
+    return triggers.rotate(account_id=p.account_id, workflow_id=workflow_id)
 
 
 # the callback delivery log ---------------------------------------------------------------------------
 @router.get("/webhook-deliveries")
-def list_deliveries(rt: RuntimeDep, p: ReadScope, executionId: str | None = None,
+def list_deliveries(deliveries: DeliveriesDep, p: ReadScope, executionId: str | None = None,
                     limit: int = Query(default=50, ge=1, le=100),
                     cursor: str | None = None) -> dict[str, Any]:
-    return rt.deliveries.list(account_id=p.account_id, execution_id=executionId, limit=limit, cursor=cursor)
+    return deliveries.list(account_id=p.account_id, execution_id=executionId, limit=limit, cursor=cursor)
 
 
 @router.get("/webhook-deliveries/{delivery_id}")
-def get_delivery(delivery_id: str, rt: RuntimeDep, p: ReadScope) -> dict[str, Any]:
-    return rt.deliveries.get(account_id=p.account_id, delivery_id=delivery_id)
+def get_delivery(delivery_id: str, deliveries: DeliveriesDep, p: ReadScope) -> dict[str, Any]:
+    return deliveries.get(account_id=p.account_id, delivery_id=delivery_id)
 
 
 @router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202)
-def redeliver(delivery_id: str, rt: RuntimeDep, p: ManageScope) -> dict[str, Any]:
-    return rt.deliveries.redeliver(account_id=p.account_id, delivery_id=delivery_id)
+def redeliver(delivery_id: str, deliveries: DeliveriesDep, p: ManageScope) -> dict[str, Any]:
+    return deliveries.redeliver(account_id=p.account_id, delivery_id=delivery_id)
