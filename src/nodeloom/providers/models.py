@@ -41,6 +41,10 @@ class Arg:
     convert: Callable[[Any], Any] | None = None
 
 
+ArgMap = dict[str, str | Arg]
+"""Node param name -> vendor argument name, or an `Arg` when the value needs converting."""
+
+
 @dataclass(frozen=True)
 class VendorModel:
     provider: str
@@ -226,7 +230,7 @@ def _gemini_caption(params: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- the table ---------------------------------------------------------------------------------
 
-_FAL_T2I = {
+_FAL_T2I: ArgMap = {
     "prompt": "prompt",
     "aspectRatio": Arg("image_size", fal_image_size),
     "seed": "seed",
@@ -241,40 +245,40 @@ _NANO_FAL = {
     "seed": "seed",
 }
 _NANO_GEMINI = {"prompt": "prompt", "aspectRatio": "aspect_ratio", "resolution": "image_size"}
-_KLING_FAL = {
+_KLING_FAL: ArgMap = {
     "prompt": "prompt",
     "negativePrompt": "negative_prompt",
     "aspectRatio": "aspect_ratio",
     "duration": Arg("duration", seconds_str),
 }
-_KLING_REPLICATE = {
+_KLING_REPLICATE: ArgMap = {
     "prompt": "prompt",
     "negativePrompt": "negative_prompt",
     "aspectRatio": "aspect_ratio",
     "duration": Arg("duration", as_int_seconds),
 }
-_VEO_FAL = {
+_VEO_FAL: ArgMap = {
     "prompt": "prompt",
     "aspectRatio": "aspect_ratio",
     "duration": Arg("duration", seconds_suffixed),
     "generateAudio": "generate_audio",
     "seed": "seed",
 }
-_VEO_REPLICATE = {
+_VEO_REPLICATE: ArgMap = {
     "prompt": "prompt",
     "aspectRatio": "aspect_ratio",
     "duration": Arg("duration", as_int_seconds),
     "generateAudio": "generate_audio",
     "seed": "seed",
 }
-_VIDEO_FAL = {
+_VIDEO_FAL: ArgMap = {
     "prompt": "prompt",
     "aspectRatio": "aspect_ratio",
     "duration": Arg("duration", seconds_str),
     "resolution": "resolution",
     "seed": "seed",
 }
-_VIDEO_REPLICATE = {
+_VIDEO_REPLICATE: ArgMap = {
     "prompt": "prompt",
     "aspectRatio": "aspect_ratio",
     "duration": Arg("duration", as_int_seconds),

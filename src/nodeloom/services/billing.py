@@ -23,9 +23,9 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -141,9 +141,9 @@ class BillingService(ExecutionListener):
         if value <= 0:
             raise ValidationFailed("grant a positive amount", [{"path": "amount", "message": "must be > 0"}])
         with self.db.write() as s:
-            res = s.execute(update(Account).where(Account.id == account_id)
-                            .values(credits=func.round(Account.credits + value, 4))
-                            .execution_options(synchronize_session=False))
+            res = cast(CursorResult[Any], s.execute(update(Account).where(Account.id == account_id)
+                                                    .values(credits=func.round(Account.credits + value, 4))
+                                                    .execution_options(synchronize_session=False)))
             if res.rowcount != 1:
                 raise NotFound("account not found")
             s.add(CreditEntry(account_id=account_id, kind="grant", amount=value, note=note,
@@ -163,10 +163,10 @@ class BillingService(ExecutionListener):
     @staticmethod
     def _take(s: Session, account_id: str, amount: Decimal) -> bool:
         """Move `amount` out of the balance if it is there; never below zero, whoever else is spending."""
-        res = s.execute(update(Account)
-                        .where(Account.id == account_id, Account.credits + EPSILON >= amount)
-                        .values(credits=func.round(Account.credits - amount, 4))
-                        .execution_options(synchronize_session=False))
+        res = cast(CursorResult[Any], s.execute(update(Account)
+                                                .where(Account.id == account_id, Account.credits + EPSILON >= amount)
+                                                .values(credits=func.round(Account.credits - amount, 4))
+                                                .execution_options(synchronize_session=False)))
         return res.rowcount == 1
 
     @staticmethod

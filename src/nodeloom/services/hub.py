@@ -74,6 +74,7 @@ class RedisEventHub(EventHub):
 
     def close(self) -> None:
         self._thread.stop()
+        self._thread.join(timeout=5)  # it notices within its 0.5 s read; closing under it would break its read
         self._pubsub.close()
         self._redis.close()
 

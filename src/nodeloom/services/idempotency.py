@@ -21,9 +21,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -171,7 +171,8 @@ class IdempotencyService:
     def sweep(self) -> int:
         """Retention: delete keys past their expiry (24 h by default)."""
         with self.db.write() as s:
-            res = s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= self.clock.now()))
+            res = cast(CursorResult[Any],
+                       s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= self.clock.now())))
         return int(res.rowcount or 0)
 
     async def sweep_async(self) -> None:

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import func, select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -206,10 +206,10 @@ class LimitsService(ExecutionListener):
         if plan.executions_per_day is not None:
             stmt = stmt.where(UsageDay.executions < plan.executions_per_day)
         stmt = stmt.values(executions=UsageDay.executions + 1).execution_options(synchronize_session=False)
-        res = s.execute(stmt)
+        res = cast(CursorResult[Any], s.execute(stmt))  # a DML statement's result: it has a rowcount
         if res.rowcount == 0 and known:  # the row may be gone (a rolled-back first insert): make sure, once
             ensure_day(s, account_id=account_id, day=day)
-            res = s.execute(stmt)
+            res = cast(CursorResult[Any], s.execute(stmt))
         if res.rowcount == 1:
             self._days_seen.add(account_id)
         if res.rowcount == 0:

@@ -20,14 +20,14 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from nodeloom.clock import Clock
@@ -228,8 +228,9 @@ class UserService:
     def sweep(self) -> int:
         """Delete expired sessions (a worker's periodic duty)."""
         with self.db.write() as s:
-            result = s.execute(delete(UserSession).where(UserSession.expires_at <= self.clock.time()))
-        return int(getattr(result, "rowcount", 0) or 0)
+            result = cast(CursorResult[Any],
+                          s.execute(delete(UserSession).where(UserSession.expires_at <= self.clock.time())))
+        return int(result.rowcount or 0)
 
     async def sweep_async(self) -> None:
         await asyncio.to_thread(self.sweep)

@@ -1,4 +1,4 @@
-// Shapes of the REST contract (shared/API.md). Aliases only: everything may import this module.
+// Shapes of the REST contract (the server's /openapi.json). Aliases only: everything may import this module.
 // The server may add fields, so every interface describes the fields the dashboard reads.
 
 export type Id = string;
