@@ -19,6 +19,7 @@ def sample_image() -> bytes:
     """A 640x400 gradient with shapes, drawn here so the demo needs no download."""
     im = Image.new("RGB", (640, 400))
     px = im.load()
+    assert px is not None  # a new in-memory image is always loaded
     for y in range(400):
         for x in range(640):
             px[x, y] = (40 + x * 180 // 640, 60 + y * 120 // 400, 160)
@@ -84,7 +85,7 @@ def ensure_demo(rt: Any) -> dict[str, Any]:
     """Create the demo once; on later starts read back and return the same credentials."""
     path = Path(rt.settings.data_dir) / CREDENTIALS
     if path.exists():
-        creds = json.loads(path.read_text())
+        creds: dict[str, Any] = json.loads(path.read_text())
         try:
             rt.accounts.authenticate(creds["apiKey"])
             return {**creds, "path": str(path.resolve())}
@@ -97,8 +98,7 @@ def ensure_demo(rt: Any) -> dict[str, Any]:
                              description="Resizes the sample image (or yours) and writes a caption.",
                              graph=demo_graph(stored.id))
     rt.workflows.publish(account_id=account.id, workflow_id=wf["id"])
-    creds: dict[str, Any] = {"accountId": account.id, "apiKey": token, "workflowId": wf["id"],
-                             "sampleFileId": stored.id}
+    creds = {"accountId": account.id, "apiKey": token, "workflowId": wf["id"], "sampleFileId": stored.id}
     if _available(rt, ["background.remove", "upscale.realesrgan"]):  # the offline models are installed
         poster = rt.workflows.create(account_id=account.id, name="Offline poster",
                                      description="Background removal, Real-ESRGAN ×2, a gradient and a caption — "

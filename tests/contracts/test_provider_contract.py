@@ -563,7 +563,7 @@ async def test_a_429_is_rate_limited_with_retry_after_once_the_retries_are_spent
 
 
 @over(ALL)
-async def test_a_5xx_is_unavailable_and_retryable_once_the_retries_are_spent(vendor: Vendor) -> None:
+async def test_a_5xx_is_a_retryable_vendor_error_once_the_retries_are_spent(vendor: Vendor) -> None:
     words = vendor.outage(times=3)
     router = Router(retry=RetryPolicy(max_attempts=2, base_delay=1.0), clock=vendor.time.clock,
                     sleep=vendor.time.sleep, rand=lambda: 0.5)

@@ -14,7 +14,7 @@ from typing import Any
 from nodeloom.engine.errors import GraphError
 from nodeloom.engine.node import Node
 from nodeloom.engine.registry import Registry
-from nodeloom.engine.schema import MAX_JSON_DEPTH, check_value, compatible, element_type, fans_out, list_of, too_deep
+from nodeloom.engine.schema import MAX_JSON_DEPTH, check_value, compatible, fans_out, list_of, too_deep
 
 MAX_ID_LENGTH = 64
 
@@ -292,7 +292,3 @@ def _toposort(instances: dict[str, NodeInstance], err: Any) -> list[str]:
             path = f"nodes[{inst.index}]" + (f".inputs.{key}" if key else "")
             err(path, f"cycle: node '{nid}' depends on itself through its inputs")
     return order
-
-
-def element_of(t: str) -> str:
-    return element_type(t)

@@ -320,13 +320,14 @@ class _PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         target = _current_target.get()
         if target is None or (target.host, target.port) != (host, port):
             raise UnsafeURLError(f"{host}:{port}", "the address guard did not check this connection")
-        options = {"timeout": timeout, "local_address": local_address, "socket_options": socket_options}
         if target.trusted:
-            return await self._inner.connect_tcp(host, port, **options)
+            return await self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                                 socket_options=socket_options)
         failure: Exception | None = None
         for address in target.addresses:
             try:
-                return await self._inner.connect_tcp(str(address), port, **options)
+                return await self._inner.connect_tcp(str(address), port, timeout=timeout,
+                                                     local_address=local_address, socket_options=socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None, "a checked target always has an address"

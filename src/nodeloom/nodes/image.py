@@ -39,7 +39,9 @@ def color_param(name: str = "color", default: str = "#000000", description: str 
 def parse_color(value: str, *, name: str = "color") -> RGBA:
     """An RGBA tuple, or a NodeError naming the param (raised before any work is sent to the pool)."""
     try:
-        r, g, b, a = ImageColor.getcolor(str(value), "RGBA")  # type: ignore[misc]
+        color = ImageColor.getcolor(str(value), "RGBA")
+        assert isinstance(color, tuple)  # mode "RGBA" always answers (r, g, b, a), never a palette index
+        r, g, b, a = color
     except (ValueError, TypeError) as exc:
         raise NodeError(f"{name}: '{value}' is not a colour (use #rrggbb, #rrggbbaa or a CSS name)",
                         code="invalid_param") from exc
@@ -167,12 +169,12 @@ def thumbnail_image(image: Image.Image, width: int, height: int) -> Image.Image:
 def warp_perspective(image: Image.Image, corners: list[tuple[float, float]], width: int,
                      height: int) -> Image.Image:
     source = normalized(image)
-    quad = np.float32([(x * source.width, y * source.height) for x, y in corners])
+    quad = np.array([(x * source.width, y * source.height) for x, y in corners], dtype=np.float32)
     tl, tr, br, bl = quad
     edge = np.linalg.norm
     width = width or max(1, round(max(edge(tr - tl), edge(br - bl))))  # 0: as long as the quad's edges
     height = height or max(1, round(max(edge(bl - tl), edge(br - tr))))
-    target = np.float32([(0, 0), (width, 0), (width, height), (0, height)])
+    target = np.array([(0, 0), (width, 0), (width, height), (0, height)], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad, target)
     warped = cv2.warpPerspective(np.asarray(source), matrix, (width, height), flags=cv2.INTER_CUBIC,
                                  borderMode=cv2.BORDER_REPLICATE)

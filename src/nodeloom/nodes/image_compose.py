@@ -125,7 +125,11 @@ class TextStyle:
     wrap: bool
 
 
-def _break_word(word: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
+#: what `ImageFont.load_default(size)` answers (a bitmap font only where Pillow lacks FreeType)
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def _break_word(word: str, font: Font, max_width: float) -> list[str]:
     pieces, current = [], ""
     for ch in word:
         if current and font.getlength(current + ch) > max_width:
@@ -135,7 +139,7 @@ def _break_word(word: str, font: ImageFont.FreeTypeFont, max_width: float) -> li
     return pieces + [current]
 
 
-def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> str:
+def wrap_text(text: str, font: Font, max_width: float) -> str:
     """Greedy word wrap to `max_width` pixels; words wider than a line are broken between characters."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
@@ -187,7 +191,7 @@ def _text_mark(text: str, color: RGBA, width: int) -> Image.Image:
     size = max(6, min(2000, round(64 * width / max(1.0, probe.getlength(text)))))
     font = ImageFont.load_default(size)
     left, top, right, bottom = font.getbbox(text)
-    glyphs = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    glyphs = Image.new("L", (max(1, int(right - left)), max(1, int(bottom - top))), 0)  # whole pixels already
     ImageDraw.Draw(glyphs).text((-left, -top), text, font=font, fill=255)
     mark = Image.new("RGBA", glyphs.size, color)
     mark.putalpha(glyphs.point(lambda v: v * color[3] // 255))

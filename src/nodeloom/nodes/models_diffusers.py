@@ -26,7 +26,7 @@ from PIL import Image
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port
-from nodeloom.nodes.models_runtime import cached, forget, missing
+from nodeloom.nodes.models_runtime import cached, missing
 
 #: the setting's environment variable (read by `Settings`, quoted in messages to the operator)
 MODELS_DIR_ENV = "NODELOOM_DIFFUSERS_MODELS_DIR"
@@ -186,7 +186,3 @@ class GenerateDiffusers(Node):
         await ctx.progress(1.0)
         return {"image": image}
 
-
-def unload() -> None:
-    """Free the loaded pipelines (GPU memory) of this process."""
-    forget("diffusers")

@@ -96,10 +96,3 @@ def cached(kind: str, key: str | Path, factory: Callable[[], T]) -> tuple[T, thr
             hit = (factory(), threading.Lock())
             _LOADED[k] = hit
     return hit
-
-
-def forget(kind: str | None = None) -> None:
-    """Drop cached models (all, or one kind) so the next use loads them again."""
-    with _GUARD:
-        for k in [k for k in _LOADED if kind is None or k[0] == kind]:
-            del _LOADED[k]

@@ -244,7 +244,7 @@ def realesrgan_upscale(model: str, scale: int, image: Image.Image) -> Image.Imag
     natives, _ = ESRGAN_MODELS[model]
     native = scale if scale in natives else max(natives)
     index = natives[native]
-    net, lock = cached("realesrgan", index, lambda: _realesrgan(index))
+    net, lock = cached("realesrgan", str(index), lambda: _realesrgan(index))
     rgb = image.convert("RGB")
     with lock, _quiet_stdout():  # the wrapper keeps its buffers on the object; its C code prints progress
         out = net.process_pil(rgb)

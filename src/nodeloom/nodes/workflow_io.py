@@ -88,7 +88,7 @@ class InputSeed(InputNode):
 
     async def run(self, ctx: Context, **kwargs: Any) -> dict[str, Any]:
         name = kwargs.get("name")
-        if name in ctx.inputs and ctx.inputs[name] is not None:
+        if name is not None and ctx.inputs.get(name) is not None:
             seed = ctx.inputs[name]
         elif kwargs.get("required"):
             raise NodeError(f"input '{name}' is required", code="missing_input")

@@ -59,10 +59,6 @@ class InsufficientCredits(ApiError):
     def __init__(self, message: str, **extra: Any):
         super().__init__(message, **extra)
 
-    def anonymous(self) -> InsufficientCredits:
-        """The same refusal without the balance and breakdown (for callers without credentials)."""
-        return InsufficientCredits("the workflow's account does not have enough credits for this execution")
-
 
 @dataclass(frozen=True)
 class NodePrice:

@@ -16,6 +16,7 @@ with jitter (429/502/504 wait for `Retry-After` when the receiver names one). Ev
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import email.utils
 import json
@@ -176,7 +177,7 @@ class DeliveryService(ExecutionListener):
         return row
 
     @staticmethod
-    def _attempts(s: Any, ids: list[str]) -> dict[str, list[WebhookAttempt]]:
+    def _attempts(s: Any, ids: builtins.list[str]) -> dict[str, builtins.list[WebhookAttempt]]:
         out: dict[str, list[WebhookAttempt]] = {}
         if ids:
             for a in s.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock, iso
@@ -25,6 +26,16 @@ from nodeloom.storage.models import Execution, ExecutionEvent, ExecutionNode, Jo
 from nodeloom.types import TERMINAL_STATUSES
 
 STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+
+#: the tables behind the models, for plain Core INSERTs (declarative types `__table__` as any FromClause)
+_EXECUTIONS = cast(Table, Execution.__table__)
+_EXECUTION_NODES = cast(Table, ExecutionNode.__table__)
+
+
+class _InputNodeType(Protocol):
+    """What the type of an input node (role "input", the `InputNode`s of `nodes.core`) offers beyond `Node`."""
+
+    def check_input(self, value: Any, params: dict[str, Any]) -> tuple[Any, str | None]: ...
 
 
 def queue_for(graph: Graph) -> str:
@@ -55,7 +66,7 @@ def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
             errors.append({"path": f"inputs.{name}", "message": f"nested more than {MAX_JSON_DEPTH} levels deep"})
             continue
         node = graph.nodes[schema[name]["nodeId"]]
-        value, problem = node.type.check_input(value, node.params)  # type: ignore[attr-defined]
+        value, problem = cast(_InputNodeType, node.type).check_input(value, node.params)
         if problem is None and schema[name]["type"] in MEDIA_TYPES:
             ref = value.get("fileId") or value.get("url") if isinstance(value, dict) else value
             if not isinstance(ref, str) or not ref.startswith(("file_", "https://", "http://", "data:")):
@@ -118,12 +129,12 @@ class ExecutionService:
         its id. Plain Core INSERTs on the tables: the hot path of every submit skips the ORM's machinery."""
         now = self.clock.now()
         eid = execution_id or new_id("ex")
-        session.execute(insert(Execution.__table__).values(
+        session.execute(insert(_EXECUTIONS).values(
             id=eid, account_id=account_id, workflow_id=sub.workflow_id, version=sub.version, graph=sub.graph_json,
             inputs=sub.inputs, status="QUEUED", progress=0.0, credits_used=0, webhook_url=sub.webhook_url,
             webhook_events=sub.webhook_events, origin=sub.origin, event_seq=0, cancel_requested=False, attempts=0,
             created_at=now))
-        session.execute(insert(ExecutionNode.__table__), [
+        session.execute(insert(_EXECUTION_NODES), [
             {"execution_id": eid, "node_id": nid, "node_type": node.type.type, "status": "QUEUED", "cached": False,
              "credits": 0, "resumable": False, "memory": {}} for nid, node in sub.graph.nodes.items()])
         self.queue.enqueue(session, execution_id=eid, account_id=account_id, queue=queue_for(sub.graph))
@@ -204,7 +215,7 @@ class ExecutionService:
             rows = s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all()
         return {status: int(n) for status, n in rows}
 
-    def events_after(self, *, account_id: str, execution_id: str, after: int) -> tuple[list[ExecutionEvent], str]:
+    def events_after(self, *, account_id: str, execution_id: str, after: int) -> tuple[builtins.list[ExecutionEvent], str]:
         with self.db.read() as s:
             ex = self._get(s, account_id, execution_id)
             rows = s.scalars(select(ExecutionEvent).where(ExecutionEvent.execution_id == execution_id,

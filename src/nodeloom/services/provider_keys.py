@@ -12,6 +12,7 @@ A key stored under an earlier server secret can no longer be read: it is listed 
 from __future__ import annotations
 
 import base64
+import builtins
 import logging
 from typing import Any
 
@@ -98,7 +99,7 @@ class ProviderKeyService:
                 keys[row.provider] = key
         return keys
 
-    def _rows(self, account_id: str) -> list[AccountProviderKey]:
+    def _rows(self, account_id: str) -> builtins.list[AccountProviderKey]:
         with self.db.read() as s:
             return list(s.scalars(select(AccountProviderKey).where(AccountProviderKey.account_id == account_id)
                                   .order_by(AccountProviderKey.provider)))

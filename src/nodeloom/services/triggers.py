@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
 from nodeloom.errors import ApiError, NotFound, Unauthorized, ValidationFailed
@@ -179,9 +180,10 @@ class TriggerService:
         return 2 * self.tolerance_s / 86400
 
     @staticmethod
-    def purge(s: Any, cutoff: datetime) -> int:
+    def purge(s: Session, cutoff: datetime) -> int:
         """The retention sweeper's hook (registered with `receipt_days`): forget old trigger ids."""
-        res = s.execute(delete(TriggerReceipt).where(TriggerReceipt.received_at < cutoff.timestamp()))
+        res = cast(CursorResult[Any],
+                   s.execute(delete(TriggerReceipt).where(TriggerReceipt.received_at < cutoff.timestamp())))
         return int(res.rowcount or 0)
 
     def _forget(self, workflow_id: str, message_id: str) -> None:
