@@ -487,8 +487,7 @@ async def test_on_submitted_gets_the_vendors_request_id_before_any_polling(vendo
     assert vendor.prompt(result) == vendor.arguments["prompt"]
 
 
-@over(JOBS, mock="MockProvider.result returns the handler's ProviderResult as it is, without the request id "
-                 "(fal and Replicate set it; nodes/hosted.py reports it as vendor.requestId)")
+@over(JOBS)
 async def test_the_result_carries_the_request_id_on_submitted_got(vendor: JobVendor) -> None:
     announced: list[str] = []
 
@@ -593,8 +592,7 @@ async def test_a_failure_at_the_vendor_raises_with_the_vendors_words(vendor: Ven
         assert len(vendor.submitted()) == 1
 
 
-@over(ALL, mock="MockProvider.submit ignores its deadline: the job is submitted and, when it needs no polls, "
-                "answered after the deadline passed (the HTTP adapters refuse before sending)")
+@over(ALL)
 async def test_a_deadline_already_passed_times_out_without_asking_the_vendor(vendor: Vendor) -> None:
     provider = vendor.provider
 

@@ -58,8 +58,8 @@ def dominant_colors(image: Image.Image, count: int) -> tuple[list[str], list[flo
     k = min(count, len(np.unique(samples, axis=0)))
     cv2.setRNGSeed(12345)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
-    labels = np.zeros((len(samples), 1), np.int32)  # filled in by kmeans (an output: no initial labels flag)
-    _, labels, centers = cv2.kmeans(samples, k, labels, criteria, 4, cv2.KMEANS_PP_CENTERS)
+    best = np.zeros((len(samples), 1), np.int32)  # filled in by kmeans (an output: no initial labels flag)
+    _, labels, centers = cv2.kmeans(samples, k, best, criteria, 4, cv2.KMEANS_PP_CENTERS)
     shares = np.bincount(labels.ravel(), minlength=k) / len(samples)
     merged: dict[str, float] = {}
     for i in np.argsort(-shares):

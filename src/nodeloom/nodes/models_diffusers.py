@@ -156,9 +156,7 @@ class GenerateDiffusers(Node):
     def availability(cls) -> str | None:
         return runtime_unavailable()
 
-    # ignore[override]: Node.run is declared `(self, ctx, **kwargs)`, which no typed signature matches;
-    # declaring it `(self, ctx, *args: Any, **kwargs: Any)` in engine/node.py would make this ignore unneeded
-    async def run(self, ctx: Context, *, prompt: str, model: str,  # type: ignore[override]
+    async def run(self, ctx: Context, *, prompt: str, model: str,
                   width: int, height: int, steps: int, seed: int, guidance_scale: float | None = None,
                   negative_prompt: str = "") -> dict[str, Any]:
         root = configured_dir(ctx)

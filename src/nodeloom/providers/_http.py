@@ -9,7 +9,7 @@ import email.utils
 import mimetypes
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import unquote_to_bytes
 
 import httpx
@@ -159,7 +159,7 @@ def guess_type(url: str) -> str | None:
     return mimetypes.guess_type(httpx.URL(url).path)[0]
 
 
-def is_media_url(value: Any) -> bool:
+def is_media_url(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith(("https://", "http://", "data:"))
 
 

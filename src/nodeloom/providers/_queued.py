@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -13,6 +13,7 @@ from nodeloom.providers._http import VendorHTTP
 from nodeloom.providers.base import (
     DEFAULT_POLLING,
     Clock,
+    JobStatus,
     OnProgress,
     OnSubmitted,
     Polling,
@@ -27,7 +28,7 @@ class QueuedVendor:
     """Base of the job-queue adapters. Subclasses name the vendor, how its key is sent and described, and
     implement `submit`, `status`, `result` and `cancel` (the `JobProvider` protocol)."""
 
-    name: ClassVar[str]
+    name: str  # set by each subclass, on the class
     key_setting: ClassVar[str]
     key_description: ClassVar[str]  # e.g. "a fal.ai API key"
     account_key_label: ClassVar[str]  # e.g. "fal"
@@ -61,7 +62,22 @@ class QueuedVendor:
     def auth_headers(api_key: str) -> dict[str, str]:
         raise NotImplementedError
 
-    describe_error: ClassVar[Callable[[httpx.Response], str]]
+    @staticmethod
+    def describe_error(response: httpx.Response) -> str:
+        raise NotImplementedError
+
+    # the JobProvider protocol, which each subclass implements for its vendor
+    async def submit(self, model: str, arguments: Mapping[str, Any], *, deadline: float | None = None) -> str:
+        raise NotImplementedError
+
+    async def status(self, model: str, request_id: str, *, deadline: float | None = None) -> JobStatus:
+        raise NotImplementedError
+
+    async def result(self, model: str, request_id: str, *, deadline: float | None = None) -> ProviderResult:
+        raise NotImplementedError
+
+    async def cancel(self, model: str, request_id: str) -> None:
+        raise NotImplementedError
 
     @property
     def unavailable_reason(self) -> str | None:
@@ -81,7 +97,7 @@ class QueuedVendor:
     ) -> ProviderResult:
         self._require_key()
         return await run_job(
-            self,  # type: ignore[arg-type]  # subclasses complete the JobProvider protocol
+            self,
             model,
             arguments,
             on_progress=on_progress,

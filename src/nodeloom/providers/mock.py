@@ -12,6 +12,7 @@ or wait on an event (to hold a job open). Every submission and cancel is recorde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import itertools
 import time
@@ -30,7 +31,7 @@ from nodeloom.providers.base import (
     Sleep,
     run_job,
 )
-from nodeloom.providers.errors import ProviderError, ProviderUnavailable
+from nodeloom.providers.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 
 IMMEDIATE = Polling(interval=0.0, max_interval=0.0)
 """Polls back to back: a mock job takes no time, so neither should waiting for it."""
@@ -100,6 +101,8 @@ class MockProvider:
         )
 
     async def submit(self, model: str, arguments: Mapping[str, Any], *, deadline: float | None = None) -> str:
+        if deadline is not None and self._clock() >= deadline:  # as the HTTP providers: nothing is sent
+            raise ProviderTimeout("the deadline passed before the job was submitted", provider=self.name)
         request_id = f"{self.name}-{next(self._ids)}"
         self.submissions.append((model, dict(arguments)))
         self.jobs[request_id] = _Job(model, dict(arguments), self._polls)
@@ -119,7 +122,8 @@ class MockProvider:
         answer = self._handler(job.model, job.arguments)
         if inspect.isawaitable(answer):
             answer = await answer
-        return answer
+        # as the HTTP providers: the result names the job it came from
+        return answer if answer.request_id is not None else dataclasses.replace(answer, request_id=request_id)
 
     async def cancel(self, model: str, request_id: str) -> None:
         self._job(request_id)

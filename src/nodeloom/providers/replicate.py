@@ -70,7 +70,8 @@ class ReplicateProvider(QueuedVendor):
 
     async def status(self, model: str, request_id: str, *, deadline: float | None = None) -> JobStatus:
         prediction = await self._get(request_id, deadline=deadline)
-        state = _STATES.get(prediction.get("status"))
+        status = prediction.get("status")
+        state = _STATES.get(status) if isinstance(status, str) else None
         if state is None:
             raise ProviderError(
                 f"unknown prediction status {prediction.get('status')!r}",
@@ -90,8 +91,9 @@ class ReplicateProvider(QueuedVendor):
         prediction = await self._get(request_id, deadline=deadline)
         output = prediction.get("output")
         items = output if isinstance(output, list) else [output]
-        if items and all(is_media_url(item) for item in items):
-            media = tuple(self._http.media_from_url(item) for item in items)
+        urls = [item for item in items if is_media_url(item)]
+        if items and len(urls) == len(items):
+            media = tuple(self._http.media_from_url(url) for url in urls)
             text = None
         else:
             media = ()

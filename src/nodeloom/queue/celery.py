@@ -7,7 +7,6 @@ one lease period — never by waiting for the broker's visibility timeout.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -27,8 +26,8 @@ T = TypeVar("T")
 def make_celery(broker_url: str, *, result_backend: str | None = None) -> Any:
     """The Celery app. Celery is optional and ships no type information: it is imported here, on demand,
     and handled as `Any`."""
-    celery = importlib.import_module("celery")
-    kombu = importlib.import_module("kombu")
+    import celery
+    from kombu.entity import Queue
 
     app = celery.Celery("nodeloom", broker=broker_url, backend=result_backend)
     app.conf.update(
@@ -37,7 +36,7 @@ def make_celery(broker_url: str, *, result_backend: str | None = None) -> Any:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue="cpu",
-        task_queues=[kombu.Queue(q) for q in QUEUES],
+        task_queues=[Queue(q) for q in QUEUES],
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         broker_transport_options={"visibility_timeout": 3600},

@@ -10,7 +10,6 @@ store (local directory, S3 via moto, memory).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import tempfile
 import threading
@@ -157,8 +156,8 @@ class S3BlobStore:
     """
 
     def __init__(self, url: str, *, cache_dir: Path, endpoint_url: str | None = None, region: str | None = None):
-        boto3 = importlib.import_module("boto3")
-        botocore_config = importlib.import_module("botocore.config")
+        import boto3
+        from botocore.config import Config
 
         rest = url.removeprefix("s3://")
         self.bucket, _, prefix = rest.partition("/")
@@ -167,7 +166,7 @@ class S3BlobStore:
         self.prefix = prefix.strip("/")
         self.client: Any = boto3.client(
             "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
-            config=botocore_config.Config(signature_version="s3v4", retries={"max_attempts": 5}))
+            config=Config(signature_version="s3v4", retries={"max_attempts": 5}))
         self.cache = LocalBlobStore(cache_dir)
 
     def _object(self, key: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import mimetypes
 from typing import Any
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from nodeloom.api.deps import BaseUrl, ExecuteScope, FilesDep, SettingsDep
 from nodeloom.errors import PayloadTooLarge, ValidationFailed
@@ -23,11 +24,11 @@ async def upload(request: Request, files: FilesDep, settings: SettingsDep, p: Ex
                  base: BaseUrl) -> dict[str, Any]:
     form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
     file = form.get("file")
-    if not isinstance(file, UploadFile) and not hasattr(file, "read"):
+    if not isinstance(file, UploadFile):  # starlette's, which a form hands out (fastapi's is a subclass)
         raise ValidationFailed("send the file as multipart/form-data field 'file'",
                                [{"path": "file", "message": "missing file field"}])
     limit = settings.max_upload_bytes
-    data = await file.read(limit + 1)  # type: ignore[union-attr]
+    data = await file.read(limit + 1)
     await form.close()
     if len(data) > limit:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
