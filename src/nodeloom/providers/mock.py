@@ -31,7 +31,7 @@ from nodeloom.providers.base import (
     Sleep,
     run_job,
 )
-from nodeloom.providers.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from nodeloom.providers.errors import ProviderError, ProviderUnavailable
 
 IMMEDIATE = Polling(interval=0.0, max_interval=0.0)
 """Polls back to back: a mock job takes no time, so neither should waiting for it."""
@@ -101,8 +101,6 @@ class MockProvider:
         )
 
     async def submit(self, model: str, arguments: Mapping[str, Any], *, deadline: float | None = None) -> str:
-        if deadline is not None and self._clock() >= deadline:  # as the HTTP providers: nothing is sent
-            raise ProviderTimeout("the deadline passed before the job was submitted", provider=self.name)
         request_id = f"{self.name}-{next(self._ids)}"
         self.submissions.append((model, dict(arguments)))
         self.jobs[request_id] = _Job(model, dict(arguments), self._polls)
