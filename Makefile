@@ -35,6 +35,7 @@ run: venv models web
 
 test: venv models web
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	bash scripts/test-web.sh
 
@@ -43,6 +44,7 @@ bench: venv models
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .nodeloom web/dist
