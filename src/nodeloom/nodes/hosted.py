@@ -28,11 +28,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port
+from nodeloom.media.images import decode_image
 from nodeloom.media.urlguard import FetchError
 from nodeloom.media.values import MediaFile
 from nodeloom.providers import (
@@ -364,11 +365,10 @@ def _image_data_uri(image: Image.Image) -> str:
 
 def _decode_image(data: bytes, name: str) -> Image.Image:
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return im.copy() if im.mode in ("RGB", "RGBA", "L", "LA") else im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise NodeError(f"{name}: the vendor's image could not be decoded ({exc})", code="invalid_image") from exc
+        return decode_image(data)
+    except NodeError as exc:
+        raise NodeError(f"{name}: the vendor's image could not be decoded ({exc.message})",
+                        code="invalid_image") from exc
 
 
 def _write_video(workdir: Path, data: bytes, content_type: str | None) -> MediaFile:
