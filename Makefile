@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export NODELOOM_DATA_DIR ?= $(CURDIR)/.nodeloom
 
-.PHONY: run test venv models web test-py test-web bench lint clean
+.PHONY: run test venv models web comfyui test-py test-web bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ web/dist/index.html: $(shell find web/src web/index.html web/package.json -type 
 
 web: web/dist/index.html
 
+# A real ComfyUI (GPL-3.0 source, a test fixture: tests/fixtures/comfyui) set up outside the checkout, under
+# $NODELOOM_COMFYUI_HOME (~/.cache/nodeloom/comfyui): minutes the first time, then under a second.
+comfyui:
+	bash scripts/comfyui-env.sh
+
 run: venv models web
 	$(VENV)/bin/nodeloom serve --demo --host $(HOST) --port $(PORT)
 
-test: venv models web
+test: venv models web comfyui
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q

@@ -37,6 +37,8 @@ users_app = typer.Typer(help="Manage people who sign in to the dashboard.", no_a
 app.add_typer(users_app, name="users")
 db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+comfyui_app = typer.Typer(help="The ComfyUI pool (NODELOOM_COMFYUI_URLS).", no_args_is_help=True)
+app.add_typer(comfyui_app, name="comfyui")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -240,6 +242,31 @@ def nodes_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print the ca
         table.add_row(n["type"], ", ".join(f"{p['name']}:{p['type']}" for p in n["inputs"]),
                       ", ".join(f"{p['name']}:{p['type']}" for p in n["outputs"]), json.dumps(n["credits"]),
                       n["resources"], "yes" if n["available"] else f"no: {n['unavailableReason']}")
+    console.print(table)
+
+
+@comfyui_app.command("status")
+def comfyui_status(check: Annotated[bool, typer.Option(help="Check every server now (else: as workers last saw "
+                                                             "them)")] = False,
+                   as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Each ComfyUI server of the pool: healthy, its queue, how many node types it offers."""
+    services = _services()
+    if not services.comfyui.configured:
+        err_console.print("[red]no ComfyUI servers configured[/] (set NODELOOM_COMFYUI_URLS)")
+        raise typer.Exit(2)
+    if check:
+        asyncio.run(services.comfyui.check())
+    servers = [server.public() for server in services.comfyui.servers()]
+    if as_json:
+        print(json.dumps({"data": servers}))
+        return
+    table = Table(title=f"{len(servers)} ComfyUI servers")
+    for col in ("server", "healthy", "running", "pending", "node types", "checked", "error"):
+        table.add_column(col)
+    for server in servers:
+        table.add_row(server["url"], "yes" if server["healthy"] else "no", str(server["queue"]["running"]),
+                      str(server["queue"]["pending"]), str(server["nodeTypes"]), server["checkedAt"] or "never",
+                      server["error"] or "")
     console.print(table)
 
 

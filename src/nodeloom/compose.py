@@ -17,7 +17,7 @@ once, complete, in dependency order; nothing is attached to an object after it w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ from nodeloom.engine.context import LocalEnvironment
 from nodeloom.engine.executor import RunOptions
 from nodeloom.engine.graph import Limits
 from nodeloom.engine.node import Node
-from nodeloom.engine.registry import Registry
+from nodeloom.engine.registry import NodeSource, Registry
 from nodeloom.media.urlguard import AddressGuard, GuardedClient, Resolver
 from nodeloom.nodes import PACKS, builtin_nodes
 from nodeloom.nodes.models_diffusers import availability_hook as diffusers_availability
@@ -37,6 +37,9 @@ from nodeloom.queue.sql import SqlQueue
 from nodeloom.services.accounts import AccountService
 from nodeloom.services.billing import BillingService
 from nodeloom.services.cache import MemoryCache
+from nodeloom.services.comfyui.catalog import ComfyNodeSource
+from nodeloom.services.comfyui.imports import ComfyImportService
+from nodeloom.services.comfyui.pool import ComfyPool
 from nodeloom.services.deliveries import DeliverySender, DeliveryService, RetryPolicy
 from nodeloom.services.environment import ResilientProcessPool, make_process_pool
 from nodeloom.services.executions import ExecutionService, snapshot
@@ -103,6 +106,8 @@ class Services:
     cache: MemoryCache
     pool: ResilientProcessPool | None
     metrics: Metrics
+    comfyui: ComfyPool
+    comfy_imports: ComfyImportService
     runner: ExecutionRunner
     retention: RetentionSweeper
     sender: DeliverySender
@@ -157,7 +162,8 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     provider_keys = ProviderKeyService(db, secret_key=secret, clock=clock)
     hosted = HostedModels(settings, keys=provider_keys)
     node_types = builtin_nodes(PACKS + tuple(settings.node_packs))
-    registry, runnable = registries(node_types, settings, hosted)
+    comfyui = ComfyPool(db, urls=settings.comfyui_urls, clock=clock)  # the ComfyUI servers and their node types
+    registry, runnable = registries(node_types, settings, hosted, sources=(ComfyNodeSource(comfyui, clock=clock),))
     graph_limits = Limits(max_nodes=settings.max_nodes, max_params_bytes=settings.max_params_bytes)
 
     # the platform: plans and rates, credits, usage, idempotency keys
@@ -191,6 +197,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
                                   clock=clock, wake_workers=work.notify,
                                   check_callback_url=deliveries.check_callback_url,
                                   graph_checks=(hosted.check_graph,))
+    comfy_imports = ComfyImportService(pool=comfyui, workflows=workflows)
     triggers = TriggerService(db, executions=executions, clock=clock,
                               check_callback_url=deliveries.check_callback_url)
 
@@ -199,7 +206,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     media = MediaResolver(files, http, max_bytes=settings.max_fetch_bytes)
     cache = MemoryCache(settings.cache_entries_per_account)
     pool = make_process_pool(settings.process_pool_size)
-    metrics = Metrics(depth=queue.depth, statuses=executions.counts_by_status)
+    metrics = Metrics(depth=queue.depth, statuses=executions.counts_by_status, comfyui=comfyui.servers)
     node_services: dict[str, Any] = {"media": media, "files": files, "http": http, "providers": hosted}
     if settings.diffusers_models_dir is not None:
         node_services["diffusers_models_dir"] = settings.diffusers_models_dir
@@ -226,6 +233,8 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
               Duty("webhooks", settings.webhook_poll_interval_seconds, sender.tick),
               Duty("idempotency", settings.sweep_interval_seconds, idempotency.sweep_async),
               Duty("sessions", settings.sweep_interval_seconds, users.sweep_async)]
+    if comfyui.configured:
+        duties.append(Duty("comfyui", settings.comfyui_check_seconds, comfyui.check))
     if celery is not None:
         stale_after = settings.lease_seconds * 2
         duties.append(Duty("broker", max(0.5, settings.lease_seconds / 3),
@@ -238,7 +247,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         billing=billing, usage=usage, idempotency=idempotency, hub=hub, work=work, queue=queue,
         sql_queue=sql_queue, celery=celery, lifecycle=lifecycle, deliveries=deliveries, workflows=workflows,
         executions=executions, triggers=triggers, guard=guard, http=http, media=media, cache=cache, pool=pool,
-        metrics=metrics, runner=runner, retention=retention, sender=sender, readiness=readiness,
+        metrics=metrics, comfyui=comfyui, comfy_imports=comfy_imports, runner=runner, retention=retention, sender=sender, readiness=readiness,
         worker_id=worker_id, duties=tuple(duties))
 
 
@@ -254,15 +263,18 @@ def node_secret_names(node_types: Iterable[type[Node]]) -> set[str]:
     return {name for node_type in node_types for name in node_type.secrets}
 
 
-def registries(node_types: list[type[Node]], settings: Settings, hosted: HostedModels) -> tuple[Registry, Registry]:
+def registries(node_types: list[type[Node]], settings: Settings, hosted: HostedModels, *,
+               sources: Sequence[NodeSource] = ()) -> tuple[Registry, Registry]:
     """(the catalogue's registry, the runnable one). The catalogue marks hosted nodes unavailable when the
-    operator configured none of their vendors; both mark what needs an operator's model folder."""
+    operator configured none of their vendors; both mark what needs an operator's model folder, and both
+    learn the node types of `sources` (ComfyUI's) at run time."""
     folder = diffusers_availability(settings.diffusers_models_dir)
 
     def catalogue_reason(node_type: type[Node]) -> str | None:
         return hosted.unavailable_reason(node_type) or folder(node_type)
 
-    return Registry(node_types, availability_hook=catalogue_reason), Registry(node_types, availability_hook=folder)
+    return (Registry(node_types, availability_hook=catalogue_reason, sources=sources),
+            Registry(node_types, availability_hook=folder, sources=sources))
 
 
 class NoAccountKeys:

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: extra node packs (module names exposing `nodes()`), e.g. an operator's own nodes
     node_packs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: the shared ComfyUI pool: base URLs of ComfyUI servers (operator-configured, trusted), e.g.
+    #: "http://gpu1:8188,http://gpu2:8188"; every API process and worker reads the same state from the database
+    comfyui_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: how often each worker checks the pool (`/system_stats`, `/queue`; `/object_info` every tenth time)
+    comfyui_check_seconds: float = Field(default=10.0, gt=0)
 
     # workers and scheduling (every schedule is configuration, so tests use seconds)
     embedded_workers: bool = True
@@ -150,12 +155,28 @@ class Settings(BaseSettings):
     #: for `generate.diffusers` on GPU workers; the node gets it as the `diffusers_models_dir` service
     diffusers_models_dir: Path | None = None
 
-    @field_validator("cors_origins", "node_packs", "provider_order", mode="before")
+    @field_validator("cors_origins", "node_packs", "provider_order", "comfyui_urls", mode="before")
     @classmethod
     def _split_commas(cls, v: object) -> object:
         if isinstance(v, str):
             return [o.strip() for o in v.split(",") if o.strip()]
         return v
+
+    @field_validator("comfyui_urls")
+    @classmethod
+    def _comfyui_urls(cls, v: list[str]) -> list[str]:
+        urls = []
+        for url in v:
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL as exc:
+                raise ValueError(f"NODELOOM_COMFYUI_URLS: {url!r} is not a URL") from exc
+            if parsed.scheme not in ("http", "https") or not parsed.host:
+                raise ValueError(f"NODELOOM_COMFYUI_URLS: {url!r} must be an http(s) URL with a host")
+            urls.append(url.rstrip("/"))
+        if len(set(urls)) != len(urls):
+            raise ValueError("NODELOOM_COMFYUI_URLS names a server twice")
+        return urls
 
     @field_validator("provider_order")
     @classmethod

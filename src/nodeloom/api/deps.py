@@ -15,6 +15,7 @@ from nodeloom.engine.registry import Registry
 from nodeloom.errors import Forbidden, Unauthorized
 from nodeloom.services.accounts import AccountService, Principal
 from nodeloom.services.billing import BillingService
+from nodeloom.services.comfyui.imports import ComfyImportService
 from nodeloom.services.deliveries import DeliveryService
 from nodeloom.services.executions import ExecutionService
 from nodeloom.services.files import FileService
@@ -65,6 +66,8 @@ class ApiServices(Protocol):
     def metrics(self) -> Metrics: ...
     @property
     def readiness(self) -> Readiness: ...
+    @property
+    def comfy_imports(self) -> ComfyImportService: ...
 
 
 def services_of(request: Request) -> ApiServices:
@@ -132,6 +135,10 @@ def _readiness(request: Request) -> Readiness:
     return services_of(request).readiness
 
 
+def _comfy_imports(request: Request) -> ComfyImportService:
+    return services_of(request).comfy_imports
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 AccountsDep = Annotated[AccountService, Depends(_accounts)]
 UsersDep = Annotated[UserService, Depends(_users)]
@@ -147,6 +154,7 @@ TriggersDep = Annotated[TriggerService, Depends(_triggers)]
 DeliveriesDep = Annotated[DeliveryService, Depends(_deliveries)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 ReadinessDep = Annotated[Readiness, Depends(_readiness)]
+ComfyImportsDep = Annotated[ComfyImportService, Depends(_comfy_imports)]
 
 
 def authenticate(request: Request) -> Principal:

@@ -21,6 +21,24 @@ class WorkflowCreate(Body):
     graph: dict[str, Any]
 
 
+class ComfyImportBody(Body):
+    """`POST /api/v1/workflows/import/comfyui` as JSON (a PNG comes as multipart `file` with the same fields)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    workflow: dict[str, Any]
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+
+
+class ComfyReimportBody(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    workflow: dict[str, Any]
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+
+
 class WorkflowUpdate(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)

@@ -14,7 +14,7 @@ from typing import Any
 from nodeloom.engine.errors import GraphError
 from nodeloom.engine.node import Node
 from nodeloom.engine.registry import Registry
-from nodeloom.engine.schema import MAX_JSON_DEPTH, check_value, compatible, fans_out, list_of, too_deep
+from nodeloom.engine.schema import MAX_JSON_DEPTH, fans_out, list_of, too_deep
 
 MAX_ID_LENGTH = 64
 
@@ -211,7 +211,7 @@ def validate(raw: Any, registry: Registry, *, limits: Limits = Limits(), check_a
                     continue
                 inst.links[key] = Link(src, out)
             else:
-                coerced_value, problem = check_value(port.type, value)
+                coerced_value, problem = port.check(value)  # its type, and its choices and bounds if it has any
                 if problem:
                     err(path, problem)
                 inst.literals[key] = coerced_value
@@ -239,7 +239,7 @@ def validate(raw: Any, registry: Registry, *, limits: Limits = Limits(), check_a
             if dst_port is None:  # cannot happen: a link is kept above only for an input port the type has
                 continue
             src_t, dst_t = src.output_types[link.output], dst_port.type
-            if compatible(src_t, dst_t):
+            if dst_port.takes(src_t):
                 continue
             if fans_out(src_t, dst_t):
                 fanned.add(key)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from nodeloom.engine.node import Node
 from nodeloom.engine.schema import Param, Port, valid_type
@@ -11,15 +11,35 @@ from nodeloom.engine.schema import Param, Port, valid_type
 AvailabilityHook = Callable[[type[Node]], str | None]
 
 
-class Registry:
-    """Node types by name. `availability_hook` adds run-time reasons (e.g. a vendor key not configured)."""
+class NodeSource(Protocol):
+    """Node types learnt at run time under one prefix (ComfyUI's `comfyui.*`, from its servers' `/object_info`):
+    they may change while the process runs, so the registry asks the source each time instead of keeping them."""
 
-    def __init__(self, node_types: Iterable[type[Node]] = (), *, availability_hook: AvailabilityHook | None = None):
+    @property
+    def prefix(self) -> str: ...
+
+    def get(self, name: str) -> type[Node] | None: ...
+
+    def all(self) -> Iterable[type[Node]]: ...
+
+    def unavailable_reason(self, name: str) -> str | None: ...
+
+
+class Registry:
+    """Node types by name. `availability_hook` adds run-time reasons (e.g. a vendor key not configured);
+    `sources` add node types learnt at run time (their names start with the source's prefix)."""
+
+    def __init__(self, node_types: Iterable[type[Node]] = (), *, availability_hook: AvailabilityHook | None = None,
+                 sources: Sequence[NodeSource] = ()):
         self._types: dict[str, type[Node]] = {}
         self._hook = availability_hook
         self._available: dict[str, str | None] = {}
+        self._sources = tuple(sources)
         for t in node_types:
             self.add(t)
+
+    def _source(self, name: str) -> NodeSource | None:
+        return next((src for src in self._sources if name.startswith(src.prefix)), None)
 
     def add(self, node_type: type[Node]) -> None:
         if not node_type.type or "." not in node_type.type:
@@ -39,19 +59,26 @@ class Registry:
         self._types[node_type.type] = node_type
 
     def get(self, name: str) -> type[Node] | None:
-        return self._types.get(name)
+        found = self._types.get(name)
+        if found is None and (source := self._source(name)) is not None:
+            return source.get(name)
+        return found
 
     def __contains__(self, name: object) -> bool:
-        return name in self._types
+        return isinstance(name, str) and self.get(name) is not None
 
     def __iter__(self) -> Iterator[type[Node]]:
-        return iter(sorted(self._types.values(), key=lambda t: t.type))
+        learnt = [t for source in self._sources for t in source.all()]
+        return iter(sorted([*self._types.values(), *learnt], key=lambda t: t.type))
 
     def __len__(self) -> int:
-        return len(self._types)
+        return len(self._types) + sum(1 for source in self._sources for _ in source.all())
 
     def unavailable_reason(self, name: str) -> str | None:
-        """None when the node type can run here, else why not (computed once per registry)."""
+        """None when the node type can run here, else why not (computed once per registry for its own types;
+        asked of the source each time for types learnt at run time)."""
+        if name not in self._types and (source := self._source(name)) is not None:
+            return source.unavailable_reason(name)
         if name not in self._available:
             node_type = self._types[name]
             reason = node_type.availability()

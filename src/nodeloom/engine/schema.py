@@ -6,12 +6,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PortType = str  # "text", "number", "integer", "boolean", "json", "image", "video", "audio", "file", "mask", "any", "list<T>"
+PortType = str  # "text", "number", "integer", "boolean", "json", "image", "video", "audio", "file", "mask", "any", "list<T>",
+#                 or a foreign type "comfyui:KIND"
 
 SCALAR_TYPES = frozenset(
     {"text", "number", "integer", "boolean", "json", "image", "video", "audio", "file", "mask", "boxes", "any"}
 )
 MEDIA_TYPES = frozenset({"image", "video", "audio", "file", "mask"})
+#: Foreign types are another system's own kinds of value, opaque to nodeloom: ComfyUI's MODEL, LATENT, CONDITIONING …
+#: are spelled "comfyui:MODEL" … A foreign type links only to exactly the same type (never to or from a native type,
+#: not even "any"), never fans out, and takes no literal: its values only pass between that system's nodes.
+FOREIGN_PREFIX = "comfyui:"
+#: ComfyUI's wildcard input ("*", e.g. PreviewAny's `source`): takes a link of any type, native or foreign, and any
+#: literal
+FOREIGN_ANY = FOREIGN_PREFIX + "*"
+#: how many choices a refusal message lists before it says how many there are
+MAX_LISTED_CHOICES = 30
 #: JSON values (params, inputs, parsed texts) may nest at most this deep: far beyond any real workflow, and far
 #: below the depth at which Python's recursive JSON encoding and copying would fail
 MAX_JSON_DEPTH = 64
@@ -44,12 +54,26 @@ def list_of(t: PortType) -> PortType:
     return f"list<{t}>"
 
 
+def is_foreign(t: PortType) -> bool:
+    """Is `t` a foreign type ("comfyui:MODEL"), or a list of one?"""
+    while is_list(t):
+        t = element_type(t)
+    return t.startswith(FOREIGN_PREFIX)
+
+
+def _valid_foreign(t: PortType) -> bool:
+    kind = t[len(FOREIGN_PREFIX):]
+    return t.startswith(FOREIGN_PREFIX) and bool(kind) and not any(c.isspace() or c in "<>" for c in kind)
+
+
 def valid_type(t: PortType) -> bool:
-    return valid_type(element_type(t)) if is_list(t) else t in SCALAR_TYPES
+    return valid_type(element_type(t)) if is_list(t) else t in SCALAR_TYPES or _valid_foreign(t)
 
 
 def compatible(src: PortType, dst: PortType) -> bool:
     """Can a value of type `src` flow directly (without fan-out) into a port of type `dst`?"""
+    if is_foreign(src) or is_foreign(dst):
+        return src == dst or dst == FOREIGN_ANY
     if src == dst or dst == "any" or src == "any":
         return True
     if src == "integer" and dst == "number":
@@ -64,17 +88,37 @@ def compatible(src: PortType, dst: PortType) -> bool:
 
 
 def fans_out(src: PortType, dst: PortType) -> bool:
-    """A list<T> flowing into a scalar T port runs the node once per element."""
+    """A list<T> flowing into a scalar T port runs the node once per element (never for foreign types)."""
+    if is_foreign(src) or is_foreign(dst):
+        return False
     return is_list(src) and dst != "any" and compatible(element_type(src), dst)
 
 
 @dataclass(frozen=True)
 class Port:
+    """A typed input or output. An input's `choices`, `min` and `max` constrain the literals it takes (a link's
+    values are not checked here). `accepts_one`: a `list<T>` input that also takes a link carrying one T, which
+    enters as a list of one (a ComfyUI IMAGE batch fed by a native image)."""
+
     name: str
     type: PortType
     required: bool = True
     default: Any = None
     description: str = ""
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    accepts_one: bool = False
+
+    def constraints(self) -> dict[str, Any]:
+        c: dict[str, Any] = {}
+        if self.min is not None:
+            c["min"] = self.min
+        if self.max is not None:
+            c["max"] = self.max
+        if self.choices is not None:
+            c["enum"] = list(self.choices)
+        return c
 
     def public(self) -> dict[str, Any]:
         return {
@@ -83,8 +127,19 @@ class Port:
             "required": self.required,
             "default": self.default,
             "description": self.description,
-            "constraints": {},
+            "constraints": self.constraints(),
         }
+
+    def takes(self, src: PortType) -> bool:
+        """Can a link of type `src` feed this input without fan-out (`compatible`, or one T into `accepts_one`)?"""
+        if compatible(src, self.type):
+            return True
+        return self.accepts_one and is_list(self.type) and not is_list(src) \
+            and compatible(src, element_type(self.type))
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """Coerce a literal given to this input; return (value, error message or None)."""
+        return check_value(self.type, value, minimum=self.min, maximum=self.max, enum=self.choices)
 
 
 @dataclass(frozen=True)
@@ -143,7 +198,12 @@ def check_value(
     enum: tuple[Any, ...] | None = None,
     max_length: int | None = None,
 ) -> tuple[Any, str | None]:
-    """Validate a JSON literal against a port type. Media types accept reference strings."""
+    """Validate a JSON literal against a port type. Media types accept reference strings; foreign types (but
+    ComfyUI's wildcard) take none."""
+    if t == FOREIGN_ANY:
+        return value, None
+    if is_foreign(t):
+        return value, f"a {t} value comes only through a link from a node that gives one"
     if is_list(t):
         if not isinstance(value, list):
             return value, f"expected a list of {element_type(t)}"
@@ -182,7 +242,11 @@ def check_value(
         if not isinstance(value, list):
             return value, "expected a list of boxes"
     if enum is not None and value not in enum:
-        return value, "must be one of " + ", ".join(map(str, enum))
+        if not enum:
+            return value, "no value is allowed: there are no choices"
+        listed = ", ".join(map(str, enum[:MAX_LISTED_CHOICES]))
+        more = f", … ({len(enum)} choices)" if len(enum) > MAX_LISTED_CHOICES else ""
+        return value, "must be one of " + listed + more
     if t in ("integer", "number"):
         if minimum is not None and value < minimum:
             return value, f"must be >= {minimum:g}"

@@ -15,9 +15,11 @@ from prometheus_client.registry import Collector
 
 
 class _DatabaseCollector(Collector):
-    def __init__(self, depth: Callable[[], dict[str, int]], statuses: Callable[[], dict[str, int]]):
+    def __init__(self, depth: Callable[[], dict[str, int]], statuses: Callable[[], dict[str, int]],
+                 comfyui: Callable[[], list[Any]]):
         self._depth = depth
         self._statuses = statuses
+        self._comfyui = comfyui
 
     def collect(self) -> Iterator[Any]:
         depth = GaugeMetricFamily("nodeloom_queue_depth", "Jobs in the queue by queue and state",
@@ -30,10 +32,26 @@ class _DatabaseCollector(Collector):
         for status, n in self._statuses().items():
             ex.add_metric([status], n)
         yield ex
+        servers = self._comfyui()
+        healthy = GaugeMetricFamily("nodeloom_comfyui_healthy", "ComfyUI servers of the pool: 1 healthy, 0 not",
+                                    labels=["server"])
+        queued = GaugeMetricFamily("nodeloom_comfyui_queue", "ComfyUI servers' queues at the last check",
+                                   labels=["server", "state"])
+        types = GaugeMetricFamily("nodeloom_comfyui_node_types", "Node types each ComfyUI server offers",
+                                  labels=["server"])
+        for server in servers:
+            healthy.add_metric([server.url], 1 if server.healthy else 0)
+            queued.add_metric([server.url, "running"], server.queue_running)
+            queued.add_metric([server.url, "pending"], server.queue_pending)
+            types.add_metric([server.url], server.node_types)
+        yield healthy
+        yield queued
+        yield types
 
 
 class Metrics:
-    def __init__(self, *, depth: Callable[[], dict[str, int]], statuses: Callable[[], dict[str, int]]):
+    def __init__(self, *, depth: Callable[[], dict[str, int]], statuses: Callable[[], dict[str, int]],
+                 comfyui: Callable[[], list[Any]] = list):
         self.registry = CollectorRegistry(auto_describe=True)
         self.node_seconds = Histogram("nodeloom_node_duration_seconds", "Node run time by node type",
                                       ["node_type"], registry=self.registry,
@@ -46,7 +64,7 @@ class Metrics:
                                            ["code"], registry=self.registry)
         self.http_requests = Counter("nodeloom_http_requests_total", "HTTP requests by method and status",
                                      ["method", "status"], registry=self.registry)
-        self.registry.register(_DatabaseCollector(depth, statuses))
+        self.registry.register(_DatabaseCollector(depth, statuses, comfyui))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 # the other tables live in their own modules; importing them here registers them with Base.metadata
 # whenever the models are used (they import only storage/base.py, so there is no cycle)
+from nodeloom.storage import models_comfyui as _comfyui_tables  # noqa: F401
 from nodeloom.storage import models_platform as _platform_tables  # noqa: F401
 from nodeloom.storage import models_providers as _provider_tables  # noqa: F401
 from nodeloom.storage import models_users as _user_tables  # noqa: F401

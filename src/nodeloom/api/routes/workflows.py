@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from pydantic import ValidationError as BodyValidationError
+from starlette.datastructures import UploadFile
 
-from nodeloom.api.deps import ManageScope, ReadScope, WorkflowsDep
-from nodeloom.api.schemas import GraphBody, WorkflowCreate, WorkflowUpdate
+from nodeloom.api.deps import ComfyImportsDep, ManageScope, ReadScope, SettingsDep, WorkflowsDep
+from nodeloom.api.schemas import ComfyImportBody, ComfyReimportBody, GraphBody, WorkflowCreate, WorkflowUpdate
+from nodeloom.errors import PayloadTooLarge, ValidationFailed
+
+B = TypeVar("B", bound=BaseModel)
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
@@ -16,6 +24,64 @@ router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 def create_workflow(body: WorkflowCreate, workflows: WorkflowsDep, p: ManageScope) -> dict[str, Any]:
     return workflows.create(account_id=p.account_id, name=body.name, description=body.description,
                                graph=body.graph)
+
+
+async def _import_request(request: Request, model: type[B], max_upload: int) -> tuple[B, bytes | None]:
+    """The import's fields from JSON, or from multipart (`file`: a saved PNG or a JSON export; `inputs` and
+    `outputs` as JSON text) — one model either way, so both answer the same 422s."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise ValidationFailed("the body is not JSON", [{"path": "body", "message": "invalid JSON"}],
+                                   code="invalid_json") from None
+        try:
+            return model.model_validate(raw), None
+        except BodyValidationError as exc:
+            raise _invalid(exc) from None
+    form = await request.form(max_files=1, max_fields=10, max_part_size=max_upload)
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise ValidationFailed("send the export as multipart/form-data field 'file'",
+                               [{"path": "file", "message": "missing file field"}])
+    data = await file.read(max_upload + 1)
+    fields: dict[str, object] = {k: v for k, v in form.items() if isinstance(v, str)}
+    await form.close()
+    if len(data) > max_upload:
+        raise PayloadTooLarge(f"uploads are limited to {max_upload} bytes")
+    for key in ("inputs", "outputs"):
+        if isinstance(fields.get(key), str):
+            try:
+                fields[key] = json.loads(str(fields[key]))
+            except ValueError:
+                raise ValidationFailed(f"{key} must be JSON", [{"path": key, "message": "invalid JSON"}]) from None
+    try:
+        return model.model_validate({**fields, "workflow": {}}), data
+    except BodyValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: BodyValidationError) -> ValidationFailed:
+    details = [{"path": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+    return ValidationFailed("the request body is invalid", details)
+
+
+@router.post("/import/comfyui", status_code=201)
+async def import_comfyui(request: Request, imports: ComfyImportsDep, settings: SettingsDep,
+                         p: ManageScope) -> dict[str, Any]:
+    body, data = await _import_request(request, ComfyImportBody, settings.max_upload_bytes)
+    return await run_in_threadpool(imports.create, account_id=p.account_id, name=body.name,
+                                   description=body.description, workflow=None if data else body.workflow,
+                                   data=data, inputs=body.inputs, outputs=body.outputs)
+
+
+@router.put("/{workflow_id}/import/comfyui")
+async def reimport_comfyui(workflow_id: str, request: Request, imports: ComfyImportsDep, settings: SettingsDep,
+                           p: ManageScope) -> dict[str, Any]:
+    body, data = await _import_request(request, ComfyReimportBody, settings.max_upload_bytes)
+    return await run_in_threadpool(imports.reimport, account_id=p.account_id, workflow_id=workflow_id,
+                                   workflow=None if data else body.workflow, data=data, inputs=body.inputs,
+                                   outputs=body.outputs, name=body.name, description=body.description)
 
 
 @router.get("")
