@@ -3,6 +3,8 @@
 Routes depend on the one service they call (`WorkflowsDep`, `ExecutionsDep` …), never on the whole
 object graph: `create_app` puts the composition root's `Services` in `app.state.services`, and the
 functions here hand each route its narrow slice. `ApiServices` names what the API layer may reach.
+The accessors are `async def` although they only read an attribute: FastAPI runs a plain `def` dependency
+on its thread pool, a hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -75,67 +77,67 @@ def services_of(request: Request) -> ApiServices:
     return services
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return services_of(request).settings
 
 
-def _accounts(request: Request) -> AccountService:
+async def _accounts(request: Request) -> AccountService:
     return services_of(request).accounts
 
 
-def _users(request: Request) -> UserService:
+async def _users(request: Request) -> UserService:
     return services_of(request).users
 
 
-def _workflows(request: Request) -> WorkflowService:
+async def _workflows(request: Request) -> WorkflowService:
     return services_of(request).workflows
 
 
-def _executions(request: Request) -> ExecutionService:
+async def _executions(request: Request) -> ExecutionService:
     return services_of(request).executions
 
 
-def _files(request: Request) -> FileService:
+async def _files(request: Request) -> FileService:
     return services_of(request).files
 
 
-def _idempotency(request: Request) -> IdempotencyService:
+async def _idempotency(request: Request) -> IdempotencyService:
     return services_of(request).idempotency
 
 
-def _catalogue(request: Request) -> Registry:
+async def _catalogue(request: Request) -> Registry:
     return services_of(request).registry
 
 
-def _usage(request: Request) -> UsageService:
+async def _usage(request: Request) -> UsageService:
     return services_of(request).usage
 
 
-def _billing(request: Request) -> BillingService:
+async def _billing(request: Request) -> BillingService:
     return services_of(request).billing
 
 
-def _provider_keys(request: Request) -> ProviderKeyService:
+async def _provider_keys(request: Request) -> ProviderKeyService:
     return services_of(request).provider_keys
 
 
-def _triggers(request: Request) -> TriggerService:
+async def _triggers(request: Request) -> TriggerService:
     return services_of(request).triggers
 
 
-def _deliveries(request: Request) -> DeliveryService:
+async def _deliveries(request: Request) -> DeliveryService:
     return services_of(request).deliveries
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return services_of(request).metrics
 
 
-def _readiness(request: Request) -> Readiness:
+async def _readiness(request: Request) -> Readiness:
     return services_of(request).readiness
 
 
-def _comfy_imports(request: Request) -> ComfyImportService:
+async def _comfy_imports(request: Request) -> ComfyImportService:
     return services_of(request).comfy_imports
 
 
@@ -195,10 +197,15 @@ ManageScope = Annotated[Principal, require("manage")]
 
 
 def base_url(request: Request) -> str:
+    """The base of absolute links in answers (NODELOOM_PUBLIC_URL, else the address the request came to)."""
     public_url = services_of(request).settings.public_url
     if public_url:
         return public_url.rstrip("/")
     return str(request.base_url).rstrip("/")
 
 
-BaseUrl = Annotated[str, Depends(base_url)]
+async def _base_url(request: Request) -> str:
+    return base_url(request)
+
+
+BaseUrl = Annotated[str, Depends(_base_url)]
