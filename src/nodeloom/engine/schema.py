@@ -94,6 +94,19 @@ def fans_out(src: PortType, dst: PortType) -> bool:
     return is_list(src) and dst != "any" and compatible(element_type(src), dst)
 
 
+def value_constraints(*, minimum: float | None, maximum: float | None,
+                      choices: tuple[Any, ...] | None) -> dict[str, Any]:
+    """The public `constraints` of a port or param: its bounds and choices, where it has them."""
+    c: dict[str, Any] = {}
+    if minimum is not None:
+        c["min"] = minimum
+    if maximum is not None:
+        c["max"] = maximum
+    if choices is not None:
+        c["enum"] = list(choices)
+    return c
+
+
 @dataclass(frozen=True)
 class Port:
     """A typed input or output. An input's `choices`, `min` and `max` constrain the literals it takes (a link's
@@ -111,14 +124,7 @@ class Port:
     accepts_one: bool = False
 
     def constraints(self) -> dict[str, Any]:
-        c: dict[str, Any] = {}
-        if self.min is not None:
-            c["min"] = self.min
-        if self.max is not None:
-            c["max"] = self.max
-        if self.choices is not None:
-            c["enum"] = list(self.choices)
-        return c
+        return value_constraints(minimum=self.min, maximum=self.max, choices=self.choices)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -159,13 +165,7 @@ class Param:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def constraints(self) -> dict[str, Any]:
-        c: dict[str, Any] = {}
-        if self.min is not None:
-            c["min"] = self.min
-        if self.max is not None:
-            c["max"] = self.max
-        if self.enum is not None:
-            c["enum"] = list(self.enum)
+        c = value_constraints(minimum=self.min, maximum=self.max, choices=self.enum)
         if self.max_length is not None:
             c["maxLength"] = self.max_length
         if self.multiline:
