@@ -15,7 +15,7 @@ from typing import Any
 from nodeloom.clock import Clock
 from nodeloom.engine.node import Node
 from nodeloom.services.comfyui.nodes import comfy_node_types, default_allowed
-from nodeloom.services.comfyui.pool import ComfyPool
+from nodeloom.services.comfyui.pool import ComfyPool, merge_object_info
 
 PREFIX = "comfyui."
 
@@ -31,6 +31,7 @@ class ComfyNodeSource:
         self._read_at = float("-inf")
         self._stamp: tuple[int, str | None] | None = None
         self._types: dict[str, type[Node]] = {}
+        self._classes: dict[str, set[str]] = {}  # server → the classes of its last /object_info
         self._healthy: set[str] = set()
 
     @property
@@ -45,12 +46,16 @@ class ComfyNodeSource:
         with self._lock:
             now = self.clock.time()
             if now - self._read_at >= self.ttl_s:
+                healthy = self.pool.healthy_urls()
                 stamp = self.pool.object_info_stamp()
                 if stamp != self._stamp:  # a server's /object_info changed (new node pack, new model files)
-                    info = self.pool.object_info()
+                    infos = self.pool.object_infos()
+                    info = merge_object_info(infos, healthy=healthy)
                     self._types = {t.type: t for t in comfy_node_types(info, allowed=self.allowed)}
+                    self._classes = {url: set(server_info) for url, server_info in infos.items()}
                     self._stamp = stamp
-                self._healthy = self.pool.healthy_types()
+                # which types a healthy server offers now: from the class names kept above, no JSON read again
+                self._healthy = {name for url in healthy for name in self._classes.get(url, ())}
                 self._read_at = now
             return self._types
 

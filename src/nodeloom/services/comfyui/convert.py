@@ -267,7 +267,7 @@ def _add_widgets(class_type: str, spec: dict[str, Any], out: list[Widget], *, pr
         if control is None:
             control = name in SEED_NAMES
         if control:
-            out.append(Widget(_control_name(spec), "control", "randomize", sent=False, control_of=w))
+            out.append(Widget(_companion_name(spec, "control_after_generate"), "control", "randomize", sent=False, control_of=w))
     elif kind == "FLOAT":
         value = spec.get("default")
         out.append(Widget(name, kind, 0 if value is None else value, spec=spec))
@@ -295,8 +295,8 @@ def _add_widgets(class_type: str, spec: dict[str, Any], out: list[Widget], *, pr
             if isinstance(remote, dict) and remote.get("refresh_button"):
                 out.append(Widget("refresh", "button", "refresh"))
         if spec.get("control_after_generate"):
-            out.append(Widget(_control_name(spec), "control", "randomize", sent=False, control_of=w))
-            out.append(Widget(_filter_name(spec), "filter", "", sent=False))
+            out.append(Widget(_companion_name(spec, "control_after_generate"), "control", "randomize", sent=False, control_of=w))
+            out.append(Widget(_companion_name(spec, "control_filter_list"), "filter", "", sent=False))
     elif kind in ("IMAGEUPLOAD", "AUDIOUPLOAD"):
         out.append(Widget(name, "button", "image" if kind == "IMAGEUPLOAD" else "", sent=False))
     elif kind == "AUDIO_UI":
@@ -310,22 +310,15 @@ def _add_widgets(class_type: str, spec: dict[str, Any], out: list[Widget], *, pr
         out.append(Widget(name, kind, spec.get("default"), spec=spec))
 
 
-def _control_name(spec: dict[str, Any]) -> str:
-    named = spec.get("control_after_generate")
+def _companion_name(spec: dict[str, Any], key: str) -> str:
+    """The name of the widget the frontend adds after an input (`control_after_generate`, `control_filter_list`):
+    the name the spec gives it, else the key, behind the spec's `control_prefix` when it has one."""
+    named = spec.get(key)
     if isinstance(named, str):
         return named
     if spec.get("control_prefix"):
-        return f"{spec['control_prefix']} control_after_generate"
-    return "control_after_generate"
-
-
-def _filter_name(spec: dict[str, Any]) -> str:
-    named = spec.get("control_filter_list")
-    if isinstance(named, str):
-        return named
-    if spec.get("control_prefix"):
-        return f"{spec['control_prefix']} control_filter_list"
-    return "control_filter_list"
+        return f"{spec['control_prefix']} {key}"
+    return key
 
 
 def _migrate_widgets_values(model: ClassModel, widgets: list[Widget], values: list[Any]) -> list[Any]:

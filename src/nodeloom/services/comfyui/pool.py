@@ -119,24 +119,32 @@ class ComfyPool:
                              .where(ComfyServer.url.in_(self.urls), ComfyServer.object_info_at.is_not(None))).all()
         return len(rows), max((f"{at.isoformat()} {url}" for url, at in rows if at is not None), default=None)
 
-    def healthy_types(self) -> set[str]:
-        """The node classes some healthy server offers now."""
+    def healthy_urls(self) -> set[str]:
+        """The servers that answered their last check (cheap: no JSON is read)."""
         with self.db.read() as s:
-            infos = s.scalars(select(ComfyServer.object_info).where(ComfyServer.url.in_(self.urls),
-                                                                    ComfyServer.healthy.is_(True))).all()
-        return {name for info in infos for name in (info or {})}
+            return set(s.scalars(select(ComfyServer.url).where(ComfyServer.url.in_(self.urls),
+                                                             ComfyServer.healthy.is_(True))))
 
-    def object_info(self) -> dict[str, Any]:
-        """The node types the pool offers: every server's last `/object_info`, healthy servers' entries first."""
+    def object_infos(self) -> dict[str, dict[str, Any]]:
+        """Each server's last `/object_info` (servers that never served one are absent)."""
         if not self.configured:
             raise PoolUnavailable("no ComfyUI servers are configured on this server (NODELOOM_COMFYUI_URLS)")
         with self.db.read() as s:
-            rows = s.scalars(select(ComfyServer).where(ComfyServer.url.in_(self.urls),
-                                                       ComfyServer.object_info.is_not(None))).all()
-            merged: dict[str, Any] = {}
-            for row in sorted(rows, key=lambda r: not r.healthy):  # healthy first: their entries win
-                for name, entry in (row.object_info or {}).items():
-                    merged.setdefault(name, entry)
-        if not merged:
-            raise PoolUnavailable("no ComfyUI server of the pool has answered yet; try again shortly")
-        return merged
+            rows = s.execute(select(ComfyServer.url, ComfyServer.object_info)
+                             .where(ComfyServer.url.in_(self.urls), ComfyServer.object_info.is_not(None))).all()
+        return {url: info for url, info in rows if info}
+
+    def object_info(self) -> dict[str, Any]:
+        """The node types the pool offers: every server's last `/object_info`, healthy servers' entries first."""
+        return merge_object_info(self.object_infos(), healthy=self.healthy_urls())
+
+
+def merge_object_info(infos: dict[str, dict[str, Any]], *, healthy: set[str]) -> dict[str, Any]:
+    """One `/object_info` from several servers' (a healthy server's entry wins); PoolUnavailable when empty."""
+    merged: dict[str, Any] = {}
+    for url in sorted(infos, key=lambda u: u not in healthy):
+        for name, entry in infos[url].items():
+            merged.setdefault(name, entry)
+    if not merged:
+        raise PoolUnavailable("no ComfyUI server of the pool has answered yet; try again shortly")
+    return merged
