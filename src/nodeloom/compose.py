@@ -207,9 +207,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     cache = MemoryCache(settings.cache_entries_per_account)
     pool = make_process_pool(settings.process_pool_size)
     metrics = Metrics(depth=queue.depth, statuses=executions.counts_by_status, comfyui=comfyui.servers)
-    node_services: dict[str, Any] = {"media": media, "files": files, "http": http, "providers": hosted}
-    if settings.diffusers_models_dir is not None:
-        node_services["diffusers_models_dir"] = settings.diffusers_models_dir
+    node_services = capabilities(settings, media=media, http=http, hosted=hosted, files=files)
     runner = ExecutionRunner(
         db=db, registry=runnable, queue=queue, files=files, hub=hub, lifecycle=lifecycle,
         recorder=EventRecorder(db=db, queue=queue, lifecycle=lifecycle, clock=clock),
@@ -249,6 +247,17 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         executions=executions, triggers=triggers, guard=guard, http=http, media=media, cache=cache, pool=pool,
         metrics=metrics, comfyui=comfyui, comfy_imports=comfy_imports, runner=runner, retention=retention, sender=sender, readiness=readiness,
         worker_id=worker_id, duties=tuple(duties))
+
+
+def capabilities(settings: Settings, *, media: MediaResolver, http: GuardedClient, hosted: HostedModels,
+                 files: FileService | None = None) -> dict[str, Any]:
+    """What nodes reach through `ctx.service(name)` (the runner adds each execution's `workdir`)."""
+    services: dict[str, Any] = {"media": media, "http": http, "providers": hosted}
+    if files is not None:
+        services["files"] = files
+    if settings.diffusers_models_dir is not None:
+        services["diffusers_models_dir"] = settings.diffusers_models_dir
+    return services
 
 
 def declared_secrets(node_types: Iterable[type[Node]]) -> dict[str, str]:
@@ -308,9 +317,7 @@ def build_local(settings: Settings, *, workdir: Path) -> LocalServices:
     http = GuardedClient(AddressGuard(allow_private=settings.allow_private_urls,
                                       trusted_hosts=settings.configured_base_urls()))
     media = MediaResolver(None, http, max_bytes=settings.max_fetch_bytes, local_paths=True)
-    services: dict[str, Any] = {"media": media, "workdir": workdir, "http": http, "providers": hosted}
-    if settings.diffusers_models_dir is not None:
-        services["diffusers_models_dir"] = settings.diffusers_models_dir
+    services = {**capabilities(settings, media=media, http=http, hosted=hosted), "workdir": workdir}
     environment = LocalEnvironment(services, secrets=declared_secrets(node_types))
     runnable = Registry(node_types, availability_hook=diffusers_availability(settings.diffusers_models_dir))
     return LocalServices(registry=runnable, environment=environment, http=http, hosted=hosted)
