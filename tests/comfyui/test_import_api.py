@@ -103,6 +103,15 @@ def test_reimport_keeps_the_workflow_and_bad_exports_are_refused(make_server: Ca
         assert r.status_code == 422
 
 
+def test_a_body_that_is_not_json_is_400_like_everywhere(make_server: Callable[..., LiveServer]) -> None:
+    _srv, c = pool_server(make_server, "")
+    with c:
+        for body in (b"not json", b"[" * 100_000 + b"]" * 100_000):
+            r = c.post("/api/v1/workflows/import/comfyui", content=body,
+                       headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", r.text
+
+
 def test_without_a_pool_that_ever_answered_imports_are_503(make_server: Callable[..., LiveServer]) -> None:
     for urls in ("", f"http://127.0.0.1:{free_port()}"):
         _srv, c = pool_server(make_server, urls)

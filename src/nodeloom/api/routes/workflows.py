@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from nodeloom.api.deps import ComfyImportsDep, ManageScope, ReadScope, SettingsDep, WorkflowsDep
 from nodeloom.api.schemas import ComfyImportBody, ComfyReimportBody, GraphBody, WorkflowCreate, WorkflowUpdate
-from nodeloom.errors import PayloadTooLarge, ValidationFailed
+from nodeloom.errors import ApiError, PayloadTooLarge, ValidationFailed
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -30,11 +30,12 @@ async def _import_request(request: Request, model: type[B], max_upload: int) -> 
     """The import's fields from JSON, or from multipart (`file`: a saved PNG or a JSON export; `inputs` and
     `outputs` as JSON text) — one model either way, so both answer the same 422s."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        try:
+        try:  # as every other JSON body here: 400 invalid_json, also when nested too deep to parse
             raw = await request.json()
-        except ValueError:
-            raise ValidationFailed("the body is not JSON", [{"path": "body", "message": "invalid JSON"}],
-                                   code="invalid_json") from None
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError("the request body is not valid JSON", code="invalid_json") from None
+        except RecursionError:
+            raise ApiError("the request body is nested too deeply", code="invalid_json") from None
         try:
             return model.model_validate(raw), None
         except BodyValidationError as exc:
