@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ARCHIVE=${NODELOOM_COMFYUI_ARCHIVE:-$ROOT/tests/fixtures/comfyui/ComfyUI-0.3.64-a125cd84.tar.gz}
 C=${NODELOOM_COMFYUI_HOME:-$HOME/.cache/nodeloom/comfyui}
-PYTHON=${NODELOOM_COMFYUI_PYTHON:-python3}
+PYTHON=${NODELOOM_COMFYUI_BASE_PYTHON:-python3}  # the interpreter the venv is made from (not the one that runs ComfyUI)
 # torch comes from this machine's disk (see /etc/xdg/pip); torchaudio is left out (no SaveAudio/LoadAudio).
 # ComfyUI imports requests without listing it.
 EXTRA_PKGS=(torch==2.14.1 torchvision==0.29.1 requests)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
+import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +23,7 @@ from nodeloom.demo import ensure_demo
 from nodeloom.errors import ApiError
 from nodeloom.localrun import run_local
 from nodeloom.logs import configure_logging
+from nodeloom.services.comfyui.supervisor import ComfyUIStartError, ComfyUISupervisor, SupervisorThread
 from nodeloom.settings import Settings, scrub_secret_environment
 from nodeloom.storage.blobs import make_blob_store
 from nodeloom.storage.copy import CopyError, copy_database, copy_files
@@ -39,12 +43,51 @@ db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 comfyui_app = typer.Typer(help="The ComfyUI pool (NODELOOM_COMFYUI_URLS).", no_args_is_help=True)
 app.add_typer(comfyui_app, name="comfyui")
+try:  # `nodeloom remote` is the nodeloom-client distribution's CLI (clients/python); an install without it has none
+    from nodeloom.remote import remote_app
+except ModuleNotFoundError as missing:
+    if missing.name != "nodeloom_client":
+        raise
+else:
+    app.add_typer(remote_app, name="remote")
 console = Console()
 err_console = Console(stderr=True)
 
 
 def _services(migrate: bool = True) -> Services:
     return build(Settings(), migrate=migrate)
+
+
+COMFYUI_HELP = ("Start ComfyUI from this checkout as a child process on 127.0.0.1 (its Python: NODELOOM_COMFYUI_PYTHON, "
+                "else PATH/.venv, PATH/venv or a venv next to PATH), restart it when it dies, stop it on exit; "
+                "a ComfyUI server private to this process")
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    sys.exit(128 + signum)
+
+
+def _start_comfyui(path: Path | None, settings: Settings) -> Settings:
+    """`--comfyui PATH`: start ComfyUI before the services are built, and return the settings that hand its URL to
+    the pool (`comfyui_local_url`). It is stopped when this process exits: SIGTERM becomes SystemExit here (uvicorn
+    re-raises the SIGTERM it handled), and the exit stops it (SIGTERM, then SIGKILL); a SIGKILLed process's child
+    gets SIGTERM from the kernel."""
+    if path is None:
+        return settings
+    configure_logging(settings.log_format, settings.log_level)
+    local = SupervisorThread(ComfyUISupervisor(path, data_dir=settings.data_dir, python=settings.comfyui_python))
+    atexit.register(local.stop)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        url = local.start()
+    except ComfyUIStartError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    folders = local.supervisor.folders
+    console.print(f"ComfyUI from {path} is running at {url}" + (f" (log: {folders.log})" if folders else ""),
+                  markup=False, highlight=False, soft_wrap=True)
+    return settings.model_copy(update={"comfyui_local_url": url})
 
 
 @app.command()
@@ -59,10 +102,11 @@ def migrate() -> None:
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-          demo: Annotated[bool, typer.Option(help="Create (once) and print a demo account")] = False) -> None:
+          demo: Annotated[bool, typer.Option(help="Create (once) and print a demo account")] = False,
+          comfyui: Annotated[Path | None, typer.Option("--comfyui", metavar="PATH", help=COMFYUI_HELP)] = None) -> None:
     """Run the API server with its embedded workers (SQLite + local files on the embedded default)."""
 
-    settings = Settings()
+    settings = _start_comfyui(comfyui, Settings())
     services = build(settings, migrate=True)
     # read once into Settings (and declared node secrets into the runner): nodes and child processes never see them
     scrub_secret_environment(node_secrets=node_secret_names(services.runnable))
@@ -297,11 +341,12 @@ def run_cmd(graph_file: Annotated[Path, typer.Argument(help="Graph JSON (a graph
 
 @app.command()
 def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu,io,gpu")] = "cpu,io,gpu",
-           concurrency: Annotated[int, typer.Option(help="Executions at once")] = 4) -> None:
+           concurrency: Annotated[int, typer.Option(help="Executions at once")] = 4,
+           comfyui: Annotated[Path | None, typer.Option("--comfyui", metavar="PATH", help=COMFYUI_HELP)] = None) -> None:
     """Run a worker: on NODELOOM_QUEUE=celery a Celery worker for these queues, else a standalone
     worker polling the shared database (the `sql` queue)."""
 
-    settings = Settings()
+    settings = _start_comfyui(comfyui, Settings())
     configure_logging(settings.log_format, settings.log_level)
     names = tuple(q.strip() for q in queues.split(","))
     services = build(settings, migrate=False)

@@ -29,6 +29,7 @@ from nodeloom.engine.executor import RunOptions
 from nodeloom.engine.graph import Limits
 from nodeloom.engine.node import Node
 from nodeloom.engine.registry import NodeSource, Registry
+from nodeloom.media.sandbox import Budget, Sandbox
 from nodeloom.media.urlguard import AddressGuard, GuardedClient, Resolver
 from nodeloom.nodes import PACKS, builtin_nodes
 from nodeloom.nodes.models_diffusers import availability_hook as diffusers_availability
@@ -39,9 +40,12 @@ from nodeloom.services.billing import BillingService
 from nodeloom.services.cache import MemoryCache
 from nodeloom.services.comfyui.catalog import ComfyNodeSource
 from nodeloom.services.comfyui.imports import ComfyImportService
+from nodeloom.services.comfyui.nodes import ComfyPolicy
 from nodeloom.services.comfyui.pool import ComfyPool
+from nodeloom.services.comfyui.running import ComfySegmentRunner
+from nodeloom.services.comfyui.supervisor import swept_folders
 from nodeloom.services.deliveries import DeliverySender, DeliveryService, RetryPolicy
-from nodeloom.services.environment import ResilientProcessPool, make_process_pool
+from nodeloom.services.environment import ResilientProcessPool, SleepingSlots, make_process_pool
 from nodeloom.services.executions import ExecutionService, snapshot
 from nodeloom.services.files import FileService
 from nodeloom.services.health import Readiness
@@ -105,9 +109,14 @@ class Services:
     media: MediaResolver
     cache: MemoryCache
     pool: ResilientProcessPool | None
+    #: killable child processes with CPU and memory budgets for work a user programs (templates, regexes, queries)
+    sandbox: Sandbox
+    #: executions whose nodes sleep, which lend their worker slot back meanwhile
+    sleeping: SleepingSlots
     metrics: Metrics
     comfyui: ComfyPool
     comfy_imports: ComfyImportService
+    comfy_runner: ComfySegmentRunner
     runner: ExecutionRunner
     retention: RetentionSweeper
     sender: DeliverySender
@@ -125,14 +134,18 @@ class Services:
         """The worker loop over this process's queue and runner (embedded in `serve`, or `nodeloom worker`)."""
         return Worker(queue=self.queue, runner=self.runner, signal=self.work, worker_id=self.worker_id,
                       concurrency=concurrency or self.settings.worker_concurrency,
-                      poll_interval=self.settings.poll_interval_seconds, queues=queues, duties=self.duties)
+                      poll_interval=self.settings.poll_interval_seconds, queues=queues, duties=self.duties,
+                      sleeping=self.sleeping, sleeping_slots=self.settings.worker_sleeping_slots,
+                      watchdog_s=self.settings.watchdog_seconds())
 
     async def aclose(self) -> None:
+        await self.comfy_runner.aclose()
         await self.sender.aclose()
         await self.http.aclose()
         await self.hosted.aclose()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+        self.sandbox.close()
         if isinstance(self.hub, RedisEventHub):
             self.hub.close()
         self.db.dispose()
@@ -153,7 +166,8 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     # who and what: files, accounts, people, vendor keys and the hosted models they unlock
     blobs = make_blob_store(settings.storage_url, files_dir=settings.files_dir, endpoint_url=settings.s3_endpoint_url,
                             region=settings.s3_region)
-    files = FileService(db, blobs, secret_key=secret, clock=clock, ttl_seconds=settings.signed_url_ttl_seconds)
+    files = FileService(db, blobs, secret_key=secret, clock=clock, ttl_seconds=settings.signed_url_ttl_seconds,
+                        files_url=settings.files_url)
     accounts = AccountService(db, secret_key=secret, clock=clock)
     users = UserService(db, accounts=accounts, secret_key=secret, clock=clock,
                         session_ttl_seconds=settings.session_ttl_seconds,
@@ -162,8 +176,12 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     provider_keys = ProviderKeyService(db, secret_key=secret, clock=clock)
     hosted = HostedModels(settings, keys=provider_keys)
     node_types = builtin_nodes(PACKS + tuple(settings.node_packs))
-    comfyui = ComfyPool(db, urls=settings.comfyui_urls, clock=clock)  # the ComfyUI servers and their node types
-    registry, runnable = registries(node_types, settings, hosted, sources=(ComfyNodeSource(comfyui, clock=clock),))
+    # the ComfyUI servers, their node types, and the operator's rules for them
+    comfyui = ComfyPool(db, urls=settings.comfyui_urls, clock=clock,
+                        local_url=getattr(settings, "comfyui_local_url", None))
+    comfy_policy = comfyui_policy(settings)
+    comfy_types = ComfyNodeSource(comfyui, clock=clock, policy=comfy_policy)
+    registry, runnable = registries(node_types, settings, hosted, sources=(comfy_types,))
     graph_limits = Limits(max_nodes=settings.max_nodes, max_params_bytes=settings.max_params_bytes)
 
     # the platform: plans and rates, credits, usage, idempotency keys
@@ -192,11 +210,12 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     deliveries = DeliveryService(db, snapshot=partial(snapshot, queue=queue), guard=guard, clock=clock)
     lifecycle = Lifecycle([limiter, billing, deliveries], clock=clock)
 
-    workflows = WorkflowService(db, runnable, clock=clock, limits=graph_limits)
+    workflows = WorkflowService(db, runnable, clock=clock, limits=graph_limits, pin=comfy_types.pin,
+                                unpin=comfy_types.unpin)
     executions = ExecutionService(db, workflows=workflows, queue=queue, files=files, hub=hub, lifecycle=lifecycle,
                                   clock=clock, wake_workers=work.notify,
                                   check_callback_url=deliveries.check_callback_url,
-                                  graph_checks=(hosted.check_graph,))
+                                  graph_checks=(hosted.check_graph,), allow_http_inputs=settings.allow_private_urls)
     comfy_imports = ComfyImportService(pool=comfyui, workflows=workflows)
     triggers = TriggerService(db, executions=executions, clock=clock,
                               check_callback_url=deliveries.check_callback_url)
@@ -206,8 +225,15 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     media = MediaResolver(files, http, max_bytes=settings.max_fetch_bytes)
     cache = MemoryCache(settings.cache_entries_per_account)
     pool = make_process_pool(settings.process_pool_size)
+    sandbox = make_sandbox(settings)
+    sleeping = SleepingSlots(min_seconds=settings.worker_lend_sleeps_from_seconds)
     metrics = Metrics(depth=queue.depth, statuses=executions.counts_by_status, comfyui=comfyui.servers)
-    node_services = capabilities(settings, media=media, http=http, hosted=hosted, files=files)
+    node_services = capabilities(settings, media=media, http=http, hosted=hosted, files=files, sandbox=sandbox,
+                                 sleeping=sleeping)
+    comfy_runner = ComfySegmentRunner(
+        comfyui, policy=comfy_policy, max_attempts=settings.comfyui_max_attempts,
+        charge=lambda eid, nid, seconds, node_type, note: billing.charge_run_seconds(
+            eid, nid, seconds, node_type=node_type, note=note))
     runner = ExecutionRunner(
         db=db, registry=runnable, queue=queue, files=files, hub=hub, lifecycle=lifecycle,
         recorder=EventRecorder(db=db, queue=queue, lifecycle=lifecycle, clock=clock),
@@ -215,13 +241,14 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         clock=clock, cache=cache, pool=pool, services=node_services, secrets=declared_secrets(node_types),
         limits=graph_limits, metrics=metrics, max_attempts=settings.max_attempts,
         options=RunOptions(concurrency=settings.graph_concurrency, node_timeout_s=settings.node_timeout_seconds,
-                           admit=billing.admit_fanout),
+                           admit=billing.admit_fanout, segments={"comfyui": comfy_runner}),
         work_root=settings.data_dir.resolve() / "work")
 
     # what every worker process also does
     retention = RetentionSweeper(db, files, clock=clock, days=settings.retention_days, purges=(
         Purge("webhook_deliveries", deliveries.purge),
-        Purge("trigger_receipts", triggers.purge, days=triggers.receipt_days)))
+        Purge("trigger_receipts", triggers.purge, days=triggers.receipt_days)),
+        folders=partial(swept_folders, settings.data_dir))  # a `--comfyui` child's input/output/temp
     sender = DeliverySender(
         db, http=http, files=files, clock=clock, worker_id=worker_id,
         policy=RetryPolicy(tuple(settings.webhook_retry_schedule), jitter=settings.webhook_retry_jitter),
@@ -245,16 +272,36 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         billing=billing, usage=usage, idempotency=idempotency, hub=hub, work=work, queue=queue,
         sql_queue=sql_queue, celery=celery, lifecycle=lifecycle, deliveries=deliveries, workflows=workflows,
         executions=executions, triggers=triggers, guard=guard, http=http, media=media, cache=cache, pool=pool,
-        metrics=metrics, comfyui=comfyui, comfy_imports=comfy_imports, runner=runner, retention=retention, sender=sender, readiness=readiness,
+        sandbox=sandbox, sleeping=sleeping, metrics=metrics, comfyui=comfyui, comfy_imports=comfy_imports, comfy_runner=comfy_runner, runner=runner, retention=retention, sender=sender, readiness=readiness,
         worker_id=worker_id, duties=tuple(duties))
 
 
+def comfyui_policy(settings: Settings) -> ComfyPolicy:
+    """The operator's rules for the ComfyUI pool (allow-list, prices, caps), from the settings."""
+    return ComfyPolicy(allowed_classes=frozenset(settings.comfyui_allowed_nodes),
+                       credits_per_second=settings.comfyui_credits_per_second,
+                       max_seconds=settings.comfyui_max_seconds, max_image_pixels=settings.comfyui_max_image_pixels,
+                       max_batch=settings.comfyui_max_batch)
+
+
+def make_sandbox(settings: Settings) -> Sandbox:
+    """The sandbox for work a user programs, with the budgets the settings give."""
+    budget = Budget(cpu_seconds=settings.sandbox_cpu_seconds, wall_seconds=settings.sandbox_wall_seconds,
+                    memory_bytes=settings.sandbox_memory_mb * 1024 * 1024)
+    return Sandbox(budget, warm=settings.sandbox_warm_processes, max_children=settings.sandbox_max_processes)
+
+
 def capabilities(settings: Settings, *, media: MediaResolver, http: GuardedClient, hosted: HostedModels,
-                 files: FileService | None = None) -> dict[str, Any]:
+                 files: FileService | None = None, sandbox: Sandbox | None = None,
+                 sleeping: SleepingSlots | None = None) -> dict[str, Any]:
     """What nodes reach through `ctx.service(name)` (the runner adds each execution's `workdir`)."""
     services: dict[str, Any] = {"media": media, "http": http, "providers": hosted}
     if files is not None:
         services["files"] = files
+    if sandbox is not None:
+        services["sandbox"] = sandbox
+    if sleeping is not None:
+        services["sleeping"] = sleeping
     if settings.diffusers_models_dir is not None:
         services["diffusers_models_dir"] = settings.diffusers_models_dir
     return services
@@ -304,10 +351,13 @@ class LocalServices:
     environment: LocalEnvironment
     http: GuardedClient
     hosted: HostedModels
+    sandbox: Sandbox | None = None
 
     async def aclose(self) -> None:
         await self.http.aclose()
         await self.hosted.aclose()
+        if self.sandbox is not None:
+            self.sandbox.close()
 
 
 def build_local(settings: Settings, *, workdir: Path) -> LocalServices:
@@ -317,7 +367,8 @@ def build_local(settings: Settings, *, workdir: Path) -> LocalServices:
     http = GuardedClient(AddressGuard(allow_private=settings.allow_private_urls,
                                       trusted_hosts=settings.configured_base_urls()))
     media = MediaResolver(None, http, max_bytes=settings.max_fetch_bytes, local_paths=True)
-    services = {**capabilities(settings, media=media, http=http, hosted=hosted), "workdir": workdir}
+    sandbox = make_sandbox(settings)
+    services = {**capabilities(settings, media=media, http=http, hosted=hosted, sandbox=sandbox), "workdir": workdir}
     environment = LocalEnvironment(services, secrets=declared_secrets(node_types))
     runnable = Registry(node_types, availability_hook=diffusers_availability(settings.diffusers_models_dir))
-    return LocalServices(registry=runnable, environment=environment, http=http, hosted=hosted)
+    return LocalServices(registry=runnable, environment=environment, http=http, hosted=hosted, sandbox=sandbox)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, repr=False)
     redis_url: str | None = Field(default=None, repr=False)
     public_url: str | None = None
+    #: the origin signed file links use (e.g. "https://files.example.com"), so uploaded and produced files are
+    #: served apart from the API's and dashboard's origin; the same server answers there (default: public_url)
+    files_url: str | None = None
     web_dist: Path | None = None  # the built dashboard (default: web/dist of the checkout or the working dir)
 
     allow_private_urls: bool = False
@@ -74,6 +77,24 @@ class Settings(BaseSettings):
     comfyui_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: how often each worker checks the pool (`/system_stats`, `/queue`; `/object_info` every tenth time)
     comfyui_check_seconds: float = Field(default=10.0, gt=0)
+    #: the Python that runs a ComfyUI started with `serve/worker --comfyui PATH` (default: PATH/.venv, PATH/venv,
+    #: or the `venv` next to PATH, as `make comfyui` lays it out)
+    comfyui_python: Path | None = None
+    #: internal, never configured: the base URL of the ComfyUI that this process started (`--comfyui PATH`), a
+    #: server private to this process; the CLI sets it (`model_copy`) once the child answers
+    comfyui_local_url: str | None = None
+    #: ComfyUI node classes that graphs may use on the pool (empty: every class of the servers' `/object_info`
+    #: except paid partner `api_node` classes); e.g. "CheckpointLoaderSimple,KSampler,VAEDecode,SaveImage"
+    comfyui_allowed_nodes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: a segment that runs longer on ComfyUI than this is interrupted and fails `node_timeout`
+    comfyui_max_seconds: float = Field(default=600.0, gt=0, le=86400)
+    #: what one second of a segment on ComfyUI costs (a segment holds this × comfyui_max_seconds)
+    comfyui_credits_per_second: float = Field(default=0.01, ge=0)
+    #: caps on shared servers: the largest image (pixels) sent to or asked of ComfyUI, the largest batch
+    comfyui_max_image_pixels: int = Field(default=4096 * 4096, ge=1)
+    comfyui_max_batch: int = Field(default=16, ge=1)
+    #: how many times a segment is sent again when its server dies under it
+    comfyui_max_attempts: int = Field(default=3, ge=1, le=20)
 
     # workers and scheduling (every schedule is configuration, so tests use seconds)
     embedded_workers: bool = True
@@ -86,6 +107,23 @@ class Settings(BaseSettings):
     node_timeout_seconds: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     graph_concurrency: int = Field(default=8, ge=1)
+    #: executions a worker holds beyond `worker_concurrency` while their nodes only sleep (`util.delay`): a
+    #: sleeping node lends its slot back; this bounds how many such parked executions one worker keeps
+    worker_sleeping_slots: int = Field(default=32, ge=0, le=4096)
+    #: only sleeps at least this long lend their slot (a short pause keeps it: not worth a claim)
+    worker_lend_sleeps_from_seconds: float = Field(default=5.0, ge=0)
+    #: a worker whose event loop stalls this long while it holds leases exits, so a frozen run can never
+    #: outlive its lease and run beside the next attempt; None: derived from the lease (lease − heartbeat,
+    #: less a margin); 0 turns it off. Off by default where environment=test (tests run servers in-process)
+    loop_watchdog_seconds: float | None = Field(default=None, ge=0)
+
+    # budgets for work a user programs (templates, regexes, JSON queries): run in killable child processes
+    sandbox_cpu_seconds: float = Field(default=2.0, gt=0, le=600)
+    sandbox_wall_seconds: float = Field(default=10.0, gt=0, le=3600)
+    sandbox_memory_mb: int = Field(default=256, ge=32, le=65536)
+    #: children kept warm between calls, and the most that run at once (further calls wait for one)
+    sandbox_warm_processes: int = Field(default=2, ge=0, le=64)
+    sandbox_max_processes: int = Field(default=8, ge=1, le=256)
 
     # limits
     max_nodes: int = Field(default=500, ge=1)
@@ -155,7 +193,8 @@ class Settings(BaseSettings):
     #: for `generate.diffusers` on GPU workers; the node gets it as the `diffusers_models_dir` service
     diffusers_models_dir: Path | None = None
 
-    @field_validator("cors_origins", "node_packs", "provider_order", "comfyui_urls", mode="before")
+    @field_validator("cors_origins", "node_packs", "provider_order", "comfyui_urls", "comfyui_allowed_nodes",
+                     mode="before")
     @classmethod
     def _split_commas(cls, v: object) -> object:
         if isinstance(v, str):
@@ -199,7 +238,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} must be an http(s) URL with a host")
         return v.strip()
 
-    @field_validator("diffusers_models_dir", mode="before")
+    @field_validator("diffusers_models_dir", "comfyui_python", mode="before")
     @classmethod
     def _blank_is_unset(cls, v: object) -> object:
         # an empty NODELOOM_DIFFUSERS_MODELS_DIR= means "not configured", not the working directory
@@ -271,6 +310,16 @@ class Settings(BaseSettings):
     def configured_base_urls(self) -> list[str]:
         """Vendor base URLs the operator set: trusted by the address guard (API.md "Addresses the server calls")."""
         return self.provider_config().configured_base_urls()
+
+    def watchdog_seconds(self) -> float:
+        """How long a worker's event loop may stall while it holds leases before the process exits (0: never).
+        Derived: the lease less one heartbeat, less a quarter for margin, so a frozen process is gone before the
+        lease it could no longer extend runs out and another worker claims the execution again."""
+        if self.loop_watchdog_seconds is not None:
+            return self.loop_watchdog_seconds
+        if self.environment == "test":
+            return 0.0
+        return max(0.5, (self.lease_seconds - self.heartbeat_seconds) * 0.75)
 
     def ensure_secret(self) -> str:
         """The server secret: configured, or generated once into the data dir (embedded default)."""

@@ -12,12 +12,14 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nodeloom.queue.base import Claim, QueueBackend
+from nodeloom.services.environment import SleepingSlots
 from nodeloom.services.hub import WorkSignal
 from nodeloom.services.runner import ExecutionRunner
 
@@ -37,10 +39,53 @@ class Duty:
     run: Callable[[], Awaitable[Any]]
 
 
+def _exit_now(stalled: float) -> None:  # pragma: no cover - ends the process
+    log.critical("the event loop stalled for %.1f s while holding leases: exiting, so that no frozen run outlives "
+                 "its lease (the next attempt starts elsewhere, or after a restart)", stalled)
+    logging.shutdown()
+    os._exit(75)
+
+
+class LoopWatchdog:
+    """A thread that ends the process when the event loop stops turning for `stall_s` while `armed()` (the worker
+    holds leases). A node that freezes the loop (a blocking call, a C extension spinning) stops the heartbeats
+    too; the lease then runs out and another attempt starts. Exiting first means the frozen run can never go on
+    beside that attempt — SIGTERM cannot stop it, since signal handlers run on the frozen loop."""
+
+    def __init__(self, stall_s: float, *, armed: Callable[[], bool],
+                 on_stall: Callable[[float], None] = _exit_now):
+        self.stall_s = stall_s
+        self.armed = armed
+        self.on_stall = on_stall
+        self.tick = max(0.01, min(0.25, stall_s / 10))
+        self._last = time.monotonic()
+        self._stopped = threading.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The loop's side: note every tick that the loop still turns; the thread compares."""
+        self._last = time.monotonic()
+        thread = threading.Thread(target=self._watch, name="nodeloom-watchdog", daemon=True)
+        thread.start()
+        try:
+            while not stop.is_set():
+                self._last = time.monotonic()
+                await asyncio.sleep(self.tick)
+        finally:
+            self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.tick):
+            stalled = time.monotonic() - self._last
+            if stalled > self.stall_s and self.armed():
+                self.on_stall(stalled)
+                return
+
+
 class Worker:
     def __init__(self, *, queue: QueueBackend, runner: ExecutionRunner, concurrency: int, poll_interval: float,
                  queues: tuple[str, ...] = ("cpu", "io", "gpu"), worker_id: str | None = None,
-                 signal: WorkSignal | None = None, duties: Sequence[Duty] = ()):
+                 signal: WorkSignal | None = None, duties: Sequence[Duty] = (),
+                 sleeping: SleepingSlots | None = None, sleeping_slots: int = 0, watchdog_s: float = 0.0):
         self.queue = queue
         self.runner = runner
         self.concurrency = concurrency
@@ -50,6 +95,15 @@ class Worker:
         self.duties = tuple(duties)
         self._signal = signal or WorkSignal()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: executions whose nodes only sleep lend their slot back (at most `sleeping_slots` of them)
+        self.sleeping = sleeping
+        self.sleeping_slots = sleeping_slots
+        self.watchdog = LoopWatchdog(watchdog_s, armed=lambda: bool(self._tasks)) if watchdog_s > 0 else None
+
+    def capacity(self) -> int:
+        """Executions this worker runs at once: its concurrency, plus those parked in a sleep."""
+        lent = min(self.sleeping.count, self.sleeping_slots) if self.sleeping is not None else 0
+        return self.concurrency + lent
 
     def wake(self) -> None:
         """Something was enqueued: look now rather than at the next poll (thread-safe)."""
@@ -57,13 +111,25 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         wakeup = self._signal.bind()
+        slept = self.sleeping.bind() if self.sleeping is not None and self.sleeping_slots > 0 else None
         periodic = [asyncio.create_task(self._every(duty, stop)) for duty in self.duties]
+        if self.watchdog is not None:
+            periodic.append(asyncio.create_task(self.watchdog.run(stop)))
         try:
             while not stop.is_set():
-                if len(self._tasks) >= self.concurrency:
-                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                if len(self._tasks) >= self.capacity():
+                    # full: wait for a run to end, or for one to fall asleep (it lends its slot back)
+                    waits: set[asyncio.Future[Any]] = set(self._tasks)
+                    slept_wait = asyncio.ensure_future(slept.wait()) if slept is not None else None
+                    if slept_wait is not None:
+                        waits.add(slept_wait)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    if slept_wait is not None:
+                        slept_wait.cancel()
+                    if slept is not None:
+                        slept.clear()
                     continue
-                room = self.concurrency - len(self._tasks)
+                room = self.capacity() - len(self._tasks)
                 wakeup.clear()  # before claiming: an enqueue during the claim still wakes the next look
                 try:
                     # as many as there is room for, claimed and started in one transaction

@@ -111,11 +111,13 @@ def test_image_input_by_data_uri_and_refused_private_url(api: tuple[httpx.Client
     data_uri = "data:image/png;base64," + base64.b64encode(png(100, 50)).decode()
     done = run_to_end(c, wid, {"image": data_uri})
     assert done["status"] == "COMPLETED" and done["outputs"]["thumb"]["width"] == 32
-    for url in ("http://127.0.0.1:1/x.png", "http://169.254.169.254/latest/meta-data", "http://[::1]/a.png",
-                "http://2130706433/a.png"):
+    for url in ("https://127.0.0.1:1/x.png", "https://169.254.169.254/latest/meta-data", "https://[::1]/a.png",
+                "https://2130706433/a.png"):
         failed = run_to_end(c, wid, {"image": url})
         assert failed["status"] == "FAILED"
         assert failed["error"]["nodeId"] == "img" and failed["error"]["code"] == "fetch_failed"
+    r = c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"image": "http://example.com/a.png"}})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "inputs.image"  # https only
     r = c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"image": "ftp://x/y.png"}})
     assert r.status_code == 422
 

@@ -1,4 +1,5 @@
-"""The Python SDK against a real server."""
+"""`nodeloom.client`, the server package's name for the SDK (re-exported from nodeloom-client), against a real
+server: the names it had before the split keep working."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from PIL import Image
 from tests.support.server import delay_graph, text_graph
 
-from nodeloom.client import AsyncClient, Client, NodeloomAPIError
+import nodeloom_client
+from nodeloom.client import AsyncClient, Client, NodeloomAPIError, ValidationFailed
 
 
 def test_sync_client_end_to_end(server: Any, tmp_path: Path) -> None:
@@ -22,13 +24,14 @@ def test_sync_client_end_to_end(server: Any, tmp_path: Path) -> None:
         assert done.status == "COMPLETED" and done.outputs == {"greeting": "Hello sdk!"}
         submitted = nl.execute(wf["id"], {"prompt": "again"})
         events = list(nl.events(submitted.execution_id))
-        assert events[-1]["event"] == "execution.completed"
+        assert events[-1].event == "execution.completed"
         path = tmp_path / "a.png"
         Image.new("RGB", (4, 4)).save(path)
-        assert nl.upload(str(path))["fileId"].startswith("file_")
+        assert nl.upload(str(path)).file_id.startswith("file_")
         with pytest.raises(NodeloomAPIError) as err:
             nl.execute(wf["id"], {"nope": 1})
         assert err.value.status == 422 and err.value.code == "invalid_inputs"
+        assert isinstance(err.value, ValidationFailed)
         assert nl.workflows("sdk")[0]["id"] == wf["id"]
 
 
@@ -58,3 +61,8 @@ async def test_retries_after_429_with_retry_after() -> None:
     async with AsyncClient(base_url="http://x", api_key="sk-test", transport=httpx.MockTransport(handler)) as nl:
         assert (await nl.execute("wf_1")).execution_id == "ex_1"
     assert calls["n"] == 3
+
+
+def test_nodeloom_client_is_the_same_code() -> None:
+    assert Client is nodeloom_client.Nodeloom and AsyncClient is nodeloom_client.AsyncNodeloom
+    assert NodeloomAPIError is nodeloom_client.APIError

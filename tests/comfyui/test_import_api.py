@@ -29,7 +29,7 @@ def pool_server(make_server: Callable[..., LiveServer], urls: str) -> tuple[Live
 def wait_for_pool(client: httpx.Client) -> None:
     """The embedded worker checks the pool when it starts: wait until its node types are known."""
     deadline = time.monotonic() + 120
-    while client.get("/api/v1/nodes/comfyui.ImageInvert").status_code != 200:
+    while not client.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
         assert time.monotonic() < deadline, "the pool's node types never appeared"
         time.sleep(0.2)
 

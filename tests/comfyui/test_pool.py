@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +20,10 @@ from tests.support.server import ROOT, LiveServer, free_port, make_settings
 
 from nodeloom.clock import SystemClock
 from nodeloom.compose import build
-from nodeloom.services.comfyui.pool import ComfyPool, PoolUnavailable
+from nodeloom.services.comfyui.pool import ComfyPool, Need, NoServer, PoolUnavailable
 from nodeloom.storage.db import Database
 from nodeloom.storage.migrate import upgrade
+from nodeloom.storage.models_comfyui import ComfyServer as ComfyServerRow
 
 
 def pool(tmp_path: Path, urls: list[str]) -> ComfyPool:
@@ -107,3 +109,48 @@ def test_the_composition_root_runs_the_check_only_when_a_pool_is_configured(tmp_
     finally:
         without.db.dispose()
         with_pool.db.dispose()
+
+
+def _seed(p: ComfyPool, rows: dict[str, tuple[bool, int, dict[str, Any]]]) -> None:
+    """Servers as a check would have recorded them: url → (healthy, queue length, /object_info)."""
+    with p.db.write() as s:
+        for url, (healthy, queued, info) in rows.items():
+            s.add(ComfyServerRow(url=url, healthy=healthy, queue_running=queued, queue_pending=0,
+                                 node_types=len(info), object_info=info, object_info_at=SystemClock().now(),
+                                 checked_at=SystemClock().now()))
+
+
+def _info(*classes: str, ckpts: tuple[str, ...] = ()) -> dict[str, Any]:
+    info: dict[str, Any] = {c: {"input": {"required": {}}, "output": ["IMAGE"]} for c in classes}
+    if ckpts:
+        info["CheckpointLoaderSimple"] = {"input": {"required": {"ckpt_name": [list(ckpts)]}},
+                                          "output": ["MODEL", "CLIP", "VAE"]}
+    return info
+
+
+def test_routing_picks_a_healthy_server_with_the_types_and_files_least_loaded_first(tmp_path: Path) -> None:
+    a, b, c, d = (f"http://gpu{i}:8188" for i in range(4))
+    p = pool(tmp_path, [a, b, c, d])
+    _seed(p, {
+        a: (True, 3, _info("ImageInvert", ckpts=("sdxl.safetensors",))),  # has it, busy
+        b: (True, 0, _info("ImageInvert", ckpts=("flux.safetensors",))),  # idle, lacks the checkpoint
+        c: (True, 1, _info("ImageInvert", ckpts=("sdxl.safetensors",))),  # has it, less busy
+        d: (False, 0, _info("ImageInvert", ckpts=("sdxl.safetensors",))),  # has it, down
+    })
+    need = Need(frozenset({"ImageInvert", "CheckpointLoaderSimple"}),
+                (("CheckpointLoaderSimple", "ckpt_name", "sdxl.safetensors"),))
+    assert p.acquire("ex1/n", need, ttl_s=30) == c
+    assert p.acquire("ex2/n", need, ttl_s=30) == c  # one running and one queued of ours per server
+    assert p.acquire("ex3/n", need, ttl_s=30) == a  # c is full: the next fitting one
+    assert p.acquire("ex4/n", need, ttl_s=30) == a
+    assert p.acquire("ex5/n", need, ttl_s=30) is None  # every fitting server holds two: wait
+    assert p.acquire("ex1/n", need, ttl_s=30) == c  # a holder keeps (renews) its lease
+    p.release("ex1/n")
+    assert p.acquire("ex5/n", need, ttl_s=30) == c
+    assert p.leases() == {a: 2, c: 2}
+    with pytest.raises(NoServer, match="flux"):  # nobody has this checkpoint: no waiting, a clear error
+        p.acquire("ex6/n", Need(frozenset({"CheckpointLoaderSimple"}),
+                                (("CheckpointLoaderSimple", "ckpt_name", "flux-dev.safetensors"),)), ttl_s=30)
+    # a lease its holder stops renewing expires
+    assert p.acquire("ex7/n", Need(frozenset({"ImageInvert"})), ttl_s=-1) == b
+    assert b not in p.leases()

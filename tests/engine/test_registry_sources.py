@@ -45,6 +45,9 @@ class Source:
     def unavailable_reason(self, name: str) -> str | None:
         return "its server is down" if name in self.down else None
 
+    def pinned(self, raw: Any) -> Iterable[type[Node]]:
+        return ()
+
 
 GRAPH = {"nodes": [
     {"id": "p", "type": "input.text", "params": {"name": "p"}},

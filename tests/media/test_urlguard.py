@@ -216,7 +216,7 @@ async def test_trusted_hosts_skip_the_check(resolver: FakeResolver) -> None:
         "http://llm.internal:8080/v1/chat",
         "http://[::1]:9000/",
     ):
-        target = await guard.check_url(url)
+        target = await guard.check_url(url, vendor=True)
         assert target.trusted and target.addresses == ()
     assert resolver.asked == []
     with pytest.raises(UnsafeURLError):
@@ -354,7 +354,7 @@ async def test_allow_private_fetches_the_local_server(server: str) -> None:
 
 
 async def test_post_sends_exact_bytes_or_json(server: str, local_guard: AddressGuard) -> None:
-    async with GuardedClient(local_guard) as client:
+    async with GuardedClient(local_guard, vendor=True) as client:
         raw = await client.fetch(
             f"http://{server}/echo", method="POST", content=b'{"a": 1}', max_bytes=1000, timeout=5
         )
@@ -366,7 +366,7 @@ async def test_post_sends_exact_bytes_or_json(server: str, local_guard: AddressG
 
 
 async def test_redirects_are_followed_and_each_hop_is_checked(server: str, local_guard: AddressGuard) -> None:
-    async with GuardedClient(local_guard) as client:
+    async with GuardedClient(local_guard, vendor=True) as client:
         followed = await client.fetch(f"http://{server}/redirect?to=/hello", max_bytes=1000, timeout=5)
         assert (followed.content, followed.url) == (b"hello", f"http://{server}/hello")
 
@@ -397,7 +397,7 @@ async def test_redirects_are_followed_and_each_hop_is_checked(server: str, local
 async def test_max_bytes_is_enforced_with_and_without_a_declared_length(
     server: str, local_guard: AddressGuard
 ) -> None:
-    async with GuardedClient(local_guard) as client:
+    async with GuardedClient(local_guard, vendor=True) as client:
         exact = await client.fetch(f"http://{server}/bytes?n=5000&length=no", max_bytes=5000, timeout=5)
         assert len(exact.content) == 5000
         for length in ("yes", "no"):
@@ -411,7 +411,7 @@ async def test_max_bytes_is_enforced_with_and_without_a_declared_length(
 async def test_timeout_bounds_the_whole_fetch_not_each_read(server: str, local_guard: AddressGuard) -> None:
     started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match="within 0.5 s"):
-        await guarded_fetch(f"http://{server}/slow", max_bytes=1000, timeout=0.5, guard=local_guard)
+        await guarded_fetch(f"http://{server}/slow", max_bytes=1000, timeout=0.5, guard=local_guard, vendor=True)
     assert time.monotonic() - started < 3  # the server would have taken 4 s
 
 

@@ -360,6 +360,10 @@ async function api(req, res, url) {
   if (path === "/nodes") return send(res, 200, { data: NODES });
 
   let m;
+  if (/^\/workflows\/(?:[^/]+\/)?import\/comfyui$/.test(path)) {
+    // the stand-in has no ComfyUI pool: the import dialog shows the server's 503 for it
+    return fail(res, 503, "comfyui_unavailable", "no ComfyUI server has answered yet (the mock API has none)");
+  }
   if (path === "/workflows" && method === "GET") {
     const q = (url.searchParams.get("q") ?? "").toLowerCase();
     const list = [...workflows.values()].filter((w) => w.name.toLowerCase().includes(q)).sort((a, b) => b.updatedAt.localeCompare(a.updatedAt)).map(publicWorkflow);

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(IdempotencyMiddleware, service=svc.idempotency)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(RateLimitMiddleware, limiter=svc.limiter, accounts=svc.accounts,
-                       anonymous_per_minute=settings.anonymous_requests_per_minute)
+                       anonymous_per_minute=settings.anonymous_requests_per_minute, trigger_owner=svc.triggers.owner)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
                            allow_methods=["*"], allow_headers=["*"],

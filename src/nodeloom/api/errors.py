@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from nodeloom.errors import ApiError
 
@@ -31,6 +32,23 @@ def _path(loc: tuple[Any, ...]) -> str:
     for p in parts:
         out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
     return out or "body"
+
+
+#: the methods a 405's `Allow` may name (each one probed against the routes)
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path — a 405's `Allow` names them all, not only the
+    first matching route's. Each method is probed with the routes' own matching (included routers too)."""
+    base = {"type": "http", "path": request.scope.get("path", ""), "root_path": request.scope.get("root_path", ""),
+            "headers": [], "query_string": b""}
+    allowed = []
+    for method in PROBED_METHODS:
+        probe = {**base, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def install(app: FastAPI) -> None:
@@ -61,7 +79,12 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and message == "There was an error parsing the body":  # FastAPI's, e.g. too deep
             return envelope(400, "invalid_json", "the request body could not be parsed (malformed, or JSON nested "
                             "too deeply)")
-        return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return envelope(exc.status_code, code, message, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -59,25 +59,36 @@ class BodyLimitMiddleware:
             return
         received = 0
         started = False
+        too_large = False  # the body went past the limit: whatever the app answers then, the client gets 413
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
+            if too_large:
+                raise _TooLarge()
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise _TooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if too_large:  # a body parser caught _TooLarge and answered (400 invalid_json, a form error…)
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _reject(send, limit)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except Exception:  # _TooLarge, or whatever a parser made of it
+            if not too_large:
+                raise
             if not started:
                 await _reject(send, limit)
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 #: a published version number: a small counter, so anything past 2^31 is malformed (422), not unknown (404)
 VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
+def unique(items: list[Any] | None) -> list[Any] | None:
+    """A list that stands for a set (events): each item once, in the order first given."""
+    return None if items is None else list(dict.fromkeys(items))
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    """Strict at the boundary: JSON of the wrong type is a 422, never coerced (`"version": true` is not 1,
+    `"enabled": 0.0` is not false, `"name": 5` is not "5"). Timestamps are the exception: JSON has no date
+    type, so they come as ISO 8601 strings (`Field(strict=False)`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class WorkflowCreate(Body):
@@ -53,7 +62,8 @@ class ExecuteBody(Body):
     inputs: dict[str, Any] = Field(default_factory=dict)
     version: VersionNumber | Literal["draft"] | None = None
     webhookUrl: str | None = Field(default=None, max_length=2048)
-    webhookEvents: list[Literal["started", "node.completed", "completed", "failed", "cancelled"]] | None = None
+    webhookEvents: Annotated[list[Literal["started", "node.completed", "completed", "failed", "cancelled"]] | None,
+                             AfterValidator(unique)] = None
 
 
 class EstimateBody(Body):
@@ -64,4 +74,4 @@ class EstimateBody(Body):
 class KeyCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
-    expiresAt: datetime | None = None
+    expiresAt: datetime | None = Field(default=None, strict=False)

@@ -1,15 +1,54 @@
-"""The nodeloom Python SDK: an async core (`AsyncClient`) and a thin sync wrapper (`Client`).
+"""The nodeloom Python SDK, re-exported from the `nodeloom-client` distribution (clients/python in this
+repository; it depends on httpx alone, so an app that calls the API installs only that):
 
-    from nodeloom.client import Client
-    with Client(base_url="http://127.0.0.1:8000", api_key="sk-...") as nl:
-        run = nl.execute("wf_...", inputs={"prompt": "a red fox"})
-        result = nl.wait(run.execution_id)
+    from nodeloom_client import Nodeloom          # or, from the server's package: nodeloom.client
+    with Nodeloom(api_key="sk-...", base_url="http://127.0.0.1:8000") as nl:
+        result = nl.run("wf_...", {"prompt": "a red fox"}, on_progress=print)
         print(result.status, result.outputs)
 
-Only httpx is imported. Every POST carries an Idempotency-Key (retried POSTs never run twice), 429/503
-answers are retried after their Retry-After, and `wait` polls with backoff.
+`Client`, `AsyncClient` and `NodeloomAPIError` are the names this module had before the split.
 """
 
-from nodeloom.client.core import AsyncClient, Client, Execution, NodeloomAPIError, Submitted
+from nodeloom_client import (
+    APIError,
+    AsyncNodeloom,
+    BadRequest,
+    BatchResult,
+    Conflict,
+    CreditLine,
+    ErrorDetail,
+    Event,
+    Execution,
+    ExecutionError,
+    ExecutionFailed,
+    Forbidden,
+    InsufficientCredits,
+    Media,
+    Nodeloom,
+    NodeloomError,
+    NodeState,
+    NotFound,
+    PayloadTooLarge,
+    Progress,
+    RateLimited,
+    ServerError,
+    StreamError,
+    Submitted,
+    Unauthorized,
+    UploadedFile,
+    ValidationFailed,
+    WebhookVerificationError,
+    verify_webhook,
+)
 
-__all__ = ["AsyncClient", "Client", "Execution", "NodeloomAPIError", "Submitted"]
+Client = Nodeloom
+AsyncClient = AsyncNodeloom
+NodeloomAPIError = APIError
+
+__all__ = [
+    "APIError", "AsyncClient", "AsyncNodeloom", "BadRequest", "BatchResult", "Client", "Conflict", "CreditLine",
+    "ErrorDetail", "Event", "Execution", "ExecutionError", "ExecutionFailed", "Forbidden", "InsufficientCredits",
+    "Media", "NodeState", "Nodeloom", "NodeloomAPIError", "NodeloomError", "NotFound", "PayloadTooLarge",
+    "Progress", "RateLimited", "ServerError", "StreamError", "Submitted", "Unauthorized", "UploadedFile",
+    "ValidationFailed", "WebhookVerificationError", "verify_webhook",
+]

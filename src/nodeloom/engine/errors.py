@@ -24,11 +24,14 @@ class GraphError(EngineError):
 class NodeError(EngineError):
     """Raise from Node.run with a human message; the executor attaches the node id."""
 
-    def __init__(self, message: str, *, code: str = "node_failed", node_id: str | None = None):
+    def __init__(self, message: str, *, code: str = "node_failed", node_id: str | None = None,
+                 extra: dict[str, object] | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.node_id = node_id
+        #: JSON fields added to the error the execution reports (e.g. a remote server's own account of it)
+        self.extra = extra
 
 
 class NodeTimeout(NodeError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nodeloom.engine import events as ev
@@ -23,6 +23,7 @@ from nodeloom.engine.cache import Cache, merkle_keys
 from nodeloom.engine.context import Environment, NodeContext
 from nodeloom.engine.errors import NodeCancelled, NodeError, NodeTimeout
 from nodeloom.engine.graph import Graph, NodeInstance, output_name
+from nodeloom.engine.segments import Segment, SegmentContext, SegmentRunner, plan
 
 
 @dataclass
@@ -33,6 +34,8 @@ class RunOptions:
     #: awaited with (execution id, node, element count) before a fan-out starts its elements; raising a
     #: NodeError fails the node (billing refuses elements the account cannot pay for)
     admit: Callable[[str, NodeInstance, int], Awaitable[None]] | None = None
+    #: who runs the segments of each kind (engine/segments.py): {"comfyui": ...}
+    segments: Mapping[str, SegmentRunner] = field(default_factory=dict)
 
 
 class _Failed(Exception):
@@ -57,7 +60,7 @@ async def run(
     state = _ReadySet(graph, execution_id=execution_id, account_id=account_id, inputs=inputs, env=env,
                       completed=completed, cache=cache, cancel=cancel, options=options or RunOptions())
     queue = state.queue  # the waiter's callback holds the queue only, so it never keeps the state alive
-    state.start_ready([nid for nid in graph.order if nid in state.remaining])
+    state.start_ready([unit for unit in state.units if unit in state.remaining])
     cancel_waiter = asyncio.create_task(cancel.wait())
     cancel_waiter.add_done_callback(lambda _t: queue.put_nowait(None))
     try:
@@ -79,10 +82,15 @@ async def run(
             return
         if failure is not None:
             await _cancel_all(state.tasks)
+            while not queue.empty():  # what the failed node's segment reported before it failed
+                item = queue.get_nowait()
+                if item is not None and item.type != ev.NODE_PROGRESS:
+                    yield item
+            extra = dict(failure.extra or {})
             yield ev.Event(ev.NODE_FAILED, failure.node_id, {
-                "nodeId": failure.node_id, "error": {"code": failure.code, "message": failure.message}})
+                "nodeId": failure.node_id, "error": {"code": failure.code, "message": failure.message, **extra}})
             yield ev.Event(ev.EXECUTION_FAILED, None, {"error": {
-                "code": failure.code, "message": failure.message, "nodeId": failure.node_id}})
+                "code": failure.code, "message": failure.message, "nodeId": failure.node_id, **extra}})
             return
         results = state.results
         outputs = {output_name(graph.nodes[nid]): results[nid].get("value")
@@ -100,7 +108,8 @@ class _ReadySet:
     cancelled or has nothing left."""
 
     __slots__ = ("graph", "execution_id", "account_id", "inputs", "env", "cache", "cancel", "options", "queue",
-                 "results", "keys", "sem", "remaining", "children", "tasks", "failure", "fanned_runs", "__weakref__")
+                 "results", "keys", "sem", "remaining", "children", "tasks", "failure", "fanned_runs", "segments",
+                 "units", "__weakref__")
 
     def __init__(
         self,
@@ -128,21 +137,51 @@ class _ReadySet:
         self.results: dict[str, dict[str, Any]] = dict(completed or {})
         self.keys = merkle_keys(graph, inputs=inputs, salt=execution_id)
         self.sem = asyncio.Semaphore(max(1, options.concurrency))
-        #: the parents each node that has not started yet still waits for
-        self.remaining = {nid: {p for p in graph.nodes[nid].parents} for nid in graph.order
-                          if nid not in self.results}
-        self.children: dict[str, list[str]] = {nid: [] for nid in graph.order}
-        for nid in graph.order:
-            for parent in graph.nodes[nid].parents:
-                self.children[parent].append(nid)
-        for nid in list(self.remaining):
-            self.remaining[nid] -= set(self.results)
-        #: the running node tasks by node id (a node runs at most once per run)
+        #: what runs as one unit: a node, or a segment of nodes that run elsewhere (keyed by the segment's id)
+        self.segments: dict[str, Segment] = {seg.id: seg for seg in plan(graph)}
+        if not self.segments:
+            self.units: list[str] = graph.order
+            #: the parents each unit that has not started yet still waits for
+            self.remaining = {nid: {p for p in graph.nodes[nid].parents} for nid in graph.order
+                              if nid not in self.results}
+            self.children: dict[str, list[str]] = {nid: [] for nid in graph.order}
+            for nid in graph.order:
+                for parent in graph.nodes[nid].parents:
+                    self.children[parent].append(nid)
+            for nid in list(self.remaining):
+                self.remaining[nid] -= set(self.results)
+        else:
+            self._plan_units()
+        #: the running node tasks by unit id (node or segment) (a node runs at most once per run)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         #: the first failure, kept without its traceback (see `node_task`)
         self.failure: NodeError | None = None
         #: how many elements each fan-out ran (what it is charged for)
         self.fanned_runs: dict[str, int] = {}
+
+    def _plan_units(self) -> None:
+        """Units, their parents and children when the graph has segments: a segment waits for what any of its
+        nodes (copies included) takes from outside it, and is done when each of its members is."""
+        graph, results = self.graph, self.results
+        unit_of = {m: seg.id for seg in self.segments.values() for m in seg.members}
+        self.units = []
+        for nid in graph.order:
+            unit = unit_of.get(nid, nid)
+            if unit == nid or nid == self.segments[unit].first:
+                self.units.append(unit)
+        done = {u for u in self.units if all(m in results for m in self._members(u))}
+        self.remaining, self.children = {}, {u: [] for u in self.units}
+        for unit in self.units:
+            inside = set(self.segments[unit].nodes) if unit in self.segments else {unit}
+            parents = {unit_of.get(p, p) for nid in inside for p in graph.nodes[nid].parents if p not in inside}
+            for parent in parents:
+                self.children[parent].append(unit)
+            if unit not in done:
+                self.remaining[unit] = parents - done
+
+    def _members(self, unit: str) -> tuple[str, ...]:
+        seg = self.segments.get(unit)
+        return seg.members if seg is not None else (unit,)
 
     def start_ready(self, nids: list[str]) -> None:
         remaining, tasks = self.remaining, self.tasks
@@ -179,6 +218,9 @@ class _ReadySet:
                 self.queue.put_nowait(None)
 
     async def run_node(self, nid: str) -> None:
+        if nid in self.segments:
+            await self.run_segment(self.segments[nid])
+            return
         node = self.graph.nodes[nid]
         results, queue = self.results, self.queue
         async with self.sem:
@@ -225,13 +267,56 @@ class _ReadySet:
                 data["elements"] = self.fanned_runs[nid]  # how many times a fan-out ran (what it is charged for)
             queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, data, out))
 
-    def gather_inputs(self, node: NodeInstance) -> dict[str, Any]:
+    async def run_segment(self, seg: Segment) -> None:
+        """Run a segment through its kind's runner; its members complete as the runner reports them, or at its end."""
+        graph, results, queue = self.graph, self.results, self.queue
+        first = graph.nodes[seg.first]
+        async with self.sem:
+            if self.cancel.is_set():
+                return
+            runner = self.options.segments.get(seg.kind)
+            if runner is None:
+                raise _Failed(NodeError(f"no {seg.kind} server is configured to run node '{seg.first}' "
+                                        f"({first.type.type})", code=f"{seg.kind}_unavailable", node_id=seg.first))
+            inside = set(seg.nodes)
+            values = {nid: self.gather_inputs(graph.nodes[nid], skip=inside) for nid in seg.nodes}
+
+            def report(kind: str, node_id: str, data: dict[str, Any], outputs: dict[str, Any] | None) -> None:
+                if kind == ev.NODE_COMPLETED:
+                    results[node_id] = outputs or {}
+                queue.put_nowait(ev.Event(kind, node_id, data, (outputs or {}) if kind == ev.NODE_COMPLETED else None))
+
+            ctx = SegmentContext(report=report, execution_id=self.execution_id, account_id=self.account_id,
+                                 node_id=seg.first, inputs=self.inputs, env=self.env,
+                                 emit_progress=self.emit_progress, cancel_event=self.cancel, node_type=first.type.type,
+                                 secrets=first.type.secrets)
+            started = time.perf_counter()
+            try:
+                out = await runner(ctx, seg, graph, values)
+            except (NodeCancelled, asyncio.CancelledError):
+                raise
+            except NodeError as exc:
+                exc.node_id = exc.node_id or seg.first
+                raise _Failed(exc) from exc
+            except Exception as exc:
+                raise _Failed(NodeError(f"{type(exc).__name__}: {exc}", node_id=seg.first)) from exc
+            duration = round((time.perf_counter() - started) * 1000, 3)
+            for nid in seg.members:
+                if nid in ctx.reported:
+                    continue
+                results[nid] = out.get(nid) or {}
+                queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": False,
+                                                                   "durationMs": duration}, results[nid]))
+
+    def gather_inputs(self, node: NodeInstance, skip: set[str] | None = None) -> dict[str, Any]:
         results = self.results
         values = dict(node.literals)
         for name, link in node.links.items():
+            if skip is not None and link.source in skip:
+                continue  # a link inside a segment: the remote server carries it
             values[name] = results[link.source].get(link.output)
         for port in node.type.inputs:
-            if port.name not in values and port.default is not None:
+            if port.name not in values and port.default is not None and port.name not in node.links:
                 values[port.name] = port.default
         return values
 
@@ -291,7 +376,7 @@ class _ReadySet:
 def _detached(error: NodeError) -> NodeError:
     """The failure as `run` reports it (message, code, node), without the traceback and chained exceptions
     it came with: their frames refer to the run's state, which keeps the failure until the run ends."""
-    return NodeError(error.message, code=error.code, node_id=error.node_id)
+    return NodeError(error.message, code=error.code, node_id=error.node_id, extra=error.extra)
 
 
 async def _cancel_all(tasks: dict[str, asyncio.Task[None]]) -> None:

@@ -75,6 +75,9 @@ class Node:
     #: A node may read only these: the server hands nodes no other secret, so declare exactly what the node
     #: truly needs. Names only, never values. Hosted model nodes need none: the `providers` service holds keys.
     secrets: ClassVar[tuple[str, ...]] = ()
+    #: the kind of remote server the node runs on ("comfyui"), or None to run in the worker: nodes of a kind run
+    #: in segments, one job per segment, through the runner registered for the kind (engine/segments.py)
+    segment: ClassVar[str | None] = None
 
     @classmethod
     def category(cls) -> str:

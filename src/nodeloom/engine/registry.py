@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -24,6 +25,11 @@ class NodeSource(Protocol):
 
     def unavailable_reason(self, name: str) -> str | None: ...
 
+    def pinned(self, raw: Any) -> Iterable[type[Node]]:
+        """Types a graph carries pinned (a published workflow's snapshot of its ComfyUI types): they take the place
+        of the live ones when that graph is checked."""
+        ...
+
 
 class Registry:
     """Node types by name. `availability_hook` adds run-time reasons (e.g. a vendor key not configured);
@@ -35,8 +41,19 @@ class Registry:
         self._hook = availability_hook
         self._available: dict[str, str | None] = {}
         self._sources = tuple(sources)
+        self._pinned: dict[str, type[Node]] = {}
         for t in node_types:
             self.add(t)
+
+    def for_graph(self, raw: Any) -> Registry:
+        """The registry to check `raw` with: itself, or a view where the types the graph pins replace the live ones
+        of the same names (`NodeSource.pinned`)."""
+        pinned = {t.type: t for source in self._sources for t in source.pinned(raw)}
+        if not pinned:
+            return self
+        view = copy.copy(self)
+        view._pinned = pinned
+        return view
 
     def _source(self, name: str) -> NodeSource | None:
         return next((src for src in self._sources if name.startswith(src.prefix)), None)
@@ -59,6 +76,8 @@ class Registry:
         self._types[node_type.type] = node_type
 
     def get(self, name: str) -> type[Node] | None:
+        if self._pinned and name in self._pinned:
+            return self._pinned[name]
         found = self._types.get(name)
         if found is None and (source := self._source(name)) is not None:
             return source.get(name)

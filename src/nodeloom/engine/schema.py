@@ -111,7 +111,8 @@ def value_constraints(*, minimum: float | None, maximum: float | None,
 class Port:
     """A typed input or output. An input's `choices`, `min` and `max` constrain the literals it takes (a link's
     values are not checked here). `accepts_one`: a `list<T>` input that also takes a link carrying one T, which
-    enters as a list of one (a ComfyUI IMAGE batch fed by a native image)."""
+    enters as a list of one (a ComfyUI IMAGE batch fed by a native image). `links_only`: an input that never takes a
+    literal (a loader's file on a shared server: it comes only from a nodeloom input)."""
 
     name: str
     type: PortType
@@ -122,9 +123,13 @@ class Port:
     min: float | None = None
     max: float | None = None
     accepts_one: bool = False
+    links_only: bool = False
 
     def constraints(self) -> dict[str, Any]:
-        return value_constraints(minimum=self.min, maximum=self.max, choices=self.choices)
+        c = value_constraints(minimum=self.min, maximum=self.max, choices=self.choices)
+        if self.links_only:
+            c["linkOnly"] = True
+        return c
 
     def public(self) -> dict[str, Any]:
         return {
@@ -145,6 +150,9 @@ class Port:
 
     def check(self, value: Any) -> tuple[Any, str | None]:
         """Coerce a literal given to this input; return (value, error message or None)."""
+        if self.links_only:
+            return value, (f"input '{self.name}' takes its {self.type} only through a link (from a nodeloom input or "
+                           "node), never as a literal such as a file name on the server")
         return check_value(self.type, value, minimum=self.min, maximum=self.max, enum=self.choices)
 
 

@@ -1,7 +1,9 @@
 """Image bytes ⇄ Pillow images, and base64 `data:` URIs: the one place media is decoded and encoded.
 
-Decoding refuses decompression bombs through Pillow's own limit, set for the process here (every
-decoder in the worker — nodes included — shares it).
+Decoding refuses decompression bombs exactly: an image with more than `MAX_IMAGE_PIXELS` pixels is
+refused (`image_too_large`) from its header, before a pixel is decoded. Pillow's own limit, set for the process here as well (every decoder in the worker — nodes
+included — shares it), only warns past it and refuses at twice its value, so it is the backstop, not
+the check.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 
 from PIL import Image, UnidentifiedImageError
 
@@ -17,6 +20,16 @@ from nodeloom.engine.errors import NodeError
 #: the most pixels an image may have to be decoded (about 8K x 8K)
 MAX_IMAGE_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+def check_pixels(size: tuple[int, int], *, limit: int = MAX_IMAGE_PIXELS) -> None:
+    """NodeError `image_too_large` when an image of `size` (from its header) has more than `limit` pixels."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise NodeError(f"the image has no pixels ({width}x{height})", code="invalid_image")
+    if width * height > limit:
+        raise NodeError(f"the image is {width}x{height} = {width * height} pixels; at most {limit} are decoded",
+                        code="image_too_large")
 
 
 def decode_data_uri(ref: str, *, max_bytes: int) -> tuple[bytes, str | None]:
@@ -34,13 +47,25 @@ def decode_data_uri(ref: str, *, max_bytes: int) -> tuple[bytes, str | None]:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """A live image (RGB, RGBA, L or LA; other modes become RGBA), or NodeError `invalid_image`."""
+    """A live image (RGB, RGBA, L or LA; other modes become RGBA), or NodeError `invalid_image`; one with more
+    than `MAX_IMAGE_PIXELS` pixels is refused (`image_too_large`) from its header, before it is decoded."""
     try:
         with Image.open(io.BytesIO(data)) as im:
+            check_pixels(im.size)
             im.load()
             return im.copy() if im.mode in ("RGB", "RGBA", "L", "LA") else im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise NodeError(f"not a decodable image: {exc}", code="invalid_image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning: when made an error
+        raise NodeError(f"the image has more than {MAX_IMAGE_PIXELS} pixels", code="image_too_large") from exc
+    except UnidentifiedImageError as exc:
+        raise NodeError("not a decodable image: the format is not recognised", code="invalid_image") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # a truncated or corrupt file (message without paths or reprs)
+        raise NodeError(f"not a decodable image: {_reason(exc)}", code="invalid_image") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message fit for a user: without object reprs (`<_io.BytesIO object at 0x…>`)."""
+    text = re.sub(r"<[^<>]*? at 0x[0-9a-fA-F]+>", "the data", str(exc)).strip()
+    return text[:200] or type(exc).__name__
 
 
 def encode_image(image: Image.Image, fmt: str = "png", quality: int = 92) -> tuple[bytes, str]:

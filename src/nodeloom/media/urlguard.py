@@ -18,8 +18,11 @@ Errors::
      └── FetchTimeoutError     no complete answer within the timeout
 
 Operators' own base URLs (vendor endpoints, S3, ComfyUI, a local LLM) are trusted by host name
-(``trusted_hosts``); ``allow_private=True`` (``NODELOOM_ALLOW_PRIVATE_URLS=1``) switches the
-address check off for development.
+(``trusted_hosts``) — but only for a call made for a vendor (``vendor=True``: a vendor's result
+URL). A URL that came from a user (an input, a callback, ``util.http_request``) is always checked,
+even when it names a trusted host: ``NODELOOM_OPENAI_BASE_URL=http://localhost:11434/v1`` must not
+open ``localhost`` to every user. ``allow_private=True`` (``NODELOOM_ALLOW_PRIVATE_URLS=1``)
+switches the address check off for development.
 """
 
 from __future__ import annotations
@@ -138,15 +141,19 @@ class AddressGuard:
         resolver: Resolver | None = None,
         trusted_hosts: Iterable[str] = (),
     ) -> None:
-        """``trusted_hosts``: host names (or base URLs, whose host is taken) that skip the check."""
+        """``trusted_hosts``: host names (or base URLs, whose host is taken) that skip the check for calls made
+        for a vendor (``check_url(..., vendor=True)``), never for users' URLs."""
         self.allow_private = allow_private
         self._resolver = resolver or _system_resolver
         self._trusted_hosts = frozenset(_trusted_host(entry) for entry in trusted_hosts)
 
-    async def check_url(self, url: str | httpx.URL, *, require_https: bool = False) -> ResolvedTarget:
+    async def check_url(self, url: str | httpx.URL, *, require_https: bool = False,
+                        vendor: bool = False) -> ResolvedTarget:
         """Approve ``url`` and return the addresses a connection may use, or raise `UnsafeURLError`.
 
         ``require_https`` (callback URLs) refuses plain http unless private addresses are allowed.
+        ``vendor``: the URL is a vendor's (a result URL of a hosted call), so a host of the operator's
+        configured base URLs is trusted; a user's URL (the default) is checked whatever is configured.
         """
         text = str(url)
         try:
@@ -162,7 +169,7 @@ class AddressGuard:
             raise UnsafeURLError(text, "it has no host")
         port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
         name = host.rstrip(".").lower()
-        if name in self._trusted_hosts:
+        if vendor and name in self._trusted_hosts:
             return ResolvedTarget(url=parsed, host=host, port=port, addresses=(), trusted=True)
 
         addresses = await self._addresses(text, host, name, port)
@@ -364,9 +371,11 @@ class GuardedClient:
     use it as an async context manager or call `aclose`.
     """
 
-    def __init__(self, guard: AddressGuard, *, verify: ssl.SSLContext | bool = True) -> None:
-        """``verify``: TLS verification as httpx takes it (an `ssl.SSLContext` trusts a private CA)."""
+    def __init__(self, guard: AddressGuard, *, verify: ssl.SSLContext | bool = True, vendor: bool = False) -> None:
+        """``verify``: TLS verification as httpx takes it (an `ssl.SSLContext` trusts a private CA).
+        ``vendor``: the default of `fetch`'s ``vendor`` (False: every URL is a user's unless a call says so)."""
         self.guard = guard
+        self.vendor = vendor
         self._client = httpx.AsyncClient(
             transport=_PinnedTransport(verify=verify), trust_env=False, follow_redirects=False
         )
@@ -393,11 +402,14 @@ class GuardedClient:
         follow_redirects: bool = True,
         max_redirects: int = 5,
         require_https: bool = False,
+        vendor: bool | None = None,
     ) -> FetchResult:
         """Fetch ``url`` through the guard; every redirect hop is checked like the first URL.
 
         ``timeout`` bounds the whole fetch (resolving, connecting, redirects and reading), so a
         server that trickles bytes cannot hold it open. ``content`` sends exact bytes (a signed body).
+        ``vendor=True`` only for a vendor's result URL: then the operator's configured vendor hosts are
+        trusted (`AddressGuard.check_url`); users' URLs leave it False.
         """
         try:
             async with asyncio.timeout(timeout):
@@ -410,6 +422,7 @@ class GuardedClient:
                     follow_redirects=follow_redirects,
                     max_redirects=max_redirects,
                     require_https=require_https,
+                    vendor=self.vendor if vendor is None else vendor,
                 )
         except TimeoutError:
             raise FetchTimeoutError(url, f"no complete answer within {timeout:g} s") from None
@@ -429,10 +442,11 @@ class GuardedClient:
         follow_redirects: bool,
         max_redirects: int,
         require_https: bool,
+        vendor: bool = False,
     ) -> FetchResult:
         redirects = 0
         while True:
-            target = await self.guard.check_url(request.url, require_https=require_https)
+            target = await self.guard.check_url(request.url, require_https=require_https, vendor=vendor)
             token = _current_target.set(target)
             try:
                 response = await self._client.send(request, stream=True)
@@ -470,6 +484,7 @@ async def guarded_fetch(
     max_redirects: int = 5,
     require_https: bool = False,
     guard: AddressGuard | None = None,
+    vendor: bool = False,
 ) -> FetchResult:
     """One fetch through a fresh `GuardedClient`; ``guard`` defaults to the strict guard."""
     async with GuardedClient(guard or AddressGuard()) as client:
@@ -484,6 +499,7 @@ async def guarded_fetch(
             follow_redirects=follow_redirects,
             max_redirects=max_redirects,
             require_https=require_https,
+            vendor=vendor,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import mimetypes
@@ -16,6 +17,7 @@ from PIL import Image
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port, check_value
+from nodeloom.media.sandbox import sandbox_for
 from nodeloom.media.values import MediaFile
 
 NAME = Param("name", "text", required=True, description="The name callers use for this input or output",
@@ -209,13 +211,22 @@ class TextTemplate(Node):
         elif values is not None:
             scope["values"] = values
         scope["text"] = text
-        try:
-            rendered = compile_template(template).render(**scope)
-        except TemplateError as exc:
-            raise NodeError(f"template error: {exc}", code="template_error") from exc
-        if len(rendered) > 1_000_000:
-            raise NodeError("rendered text exceeds 1,000,000 characters", code="template_error")
-        return {"text": rendered}
+        # a template is a program: it runs in the sandbox, under a CPU-time and memory budget, off the loop
+        return {"text": await sandbox_for(ctx).run(render_template, template, scope)}
+
+
+MAX_RENDERED = 1_000_000
+
+
+def render_template(template: str, scope: dict[str, Any]) -> str:
+    """Compile (cached in the sandbox's warm child) and render; runs in the sandbox, never in the server."""
+    try:
+        rendered = compile_template(template).render(**scope)
+    except TemplateError as exc:
+        raise NodeError(f"template error: {exc}", code="template_error") from exc
+    if len(rendered) > MAX_RENDERED:
+        raise NodeError(f"rendered text exceeds {MAX_RENDERED:,} characters", code="template_error")
+    return rendered
 
 
 def resize_image(image: Image.Image, width: int, height: int, mode: str) -> Image.Image:
@@ -262,13 +273,24 @@ class UtilDelay(Node):
     async def run(self, ctx: Context, *, seconds: float, value: Any = None) -> dict[str, Any]:
         step = 0.05
         waited = 0.0
-        while waited < seconds:
-            chunk = min(step, seconds - waited)
-            await asyncio.sleep(chunk)
-            waited += chunk
-            if seconds >= 1 and int((waited - chunk) * 4 / seconds) != int(waited * 4 / seconds):
-                await ctx.progress(waited / seconds)
+        # a sleeping node holds no worker slot: the worker may run other work meanwhile
+        with _asleep(ctx, seconds):
+            while waited < seconds:
+                chunk = min(step, seconds - waited)
+                await asyncio.sleep(chunk)
+                waited += chunk
+                if seconds >= 1 and int((waited - chunk) * 4 / seconds) != int(waited * 4 / seconds):
+                    await ctx.progress(waited / seconds)
         return {"value": value}
+
+
+def _asleep(ctx: Context, seconds: float) -> contextlib.AbstractContextManager[Any]:
+    """The worker's `sleeping` capability (lends the execution's slot back while it sleeps), where there is one."""
+    try:
+        slots = ctx.service("sleeping")
+    except LookupError:
+        return contextlib.nullcontext()
+    return slots.asleep(ctx.execution_id, seconds)
 
 
 def nodes() -> list[type[Node]]:

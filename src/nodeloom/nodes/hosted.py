@@ -349,7 +349,7 @@ async def _download(ctx: Context, media: Media, *, max_bytes: int) -> tuple[byte
         return media.data, media.content_type
     url = media.url or ""
     try:
-        answer = await ctx.service("http").fetch(url, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT_S)
+        answer = await ctx.service("http").fetch(url, max_bytes=max_bytes, timeout=DOWNLOAD_TIMEOUT_S, vendor=True)
     except FetchError as exc:
         raise NodeError(f"could not copy the result from {url}: {exc}", code="fetch_failed") from exc
     if answer.status_code >= 400:

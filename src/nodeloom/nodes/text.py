@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import jmespath
@@ -15,6 +16,7 @@ import regex
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import MAX_JSON_DEPTH, Param, Port, too_deep
+from nodeloom.media.sandbox import sandbox_for
 
 MAX_TEXT = 1_000_000
 REGEX_TIMEOUT_S = 1.0
@@ -137,24 +139,112 @@ def regex_flags(ignore_case: bool, multiline: bool, dot_all: bool) -> int:
 
 
 def compile_pattern(pattern: str, flags: int) -> Any:
+    """Compile a pattern: in the sandbox only (`regex_find_all`, `regex_substitute`), never in the server."""
     try:
         return regex.compile(pattern, flags)
     except (regex.error, OverflowError, RecursionError) as exc:
         raise NodeError(f"invalid regular expression: {exc}", code="invalid_pattern") from exc
 
 
+def _search(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except TimeoutError as exc:
+        raise NodeError(f"the regular expression took longer than {REGEX_TIMEOUT_S:g} s (catastrophic "
+                        "backtracking?); simplify the pattern", code="regex_timeout") from exc
+    except (IndexError, regex.error) as exc:
+        raise NodeError(f"regular expression failed: {exc}", code="invalid_pattern") from exc
+
+
 def regex_find_all(pattern: str, flags: int, text: str, group: int, limit: int) -> list[str]:
-    compiled = regex.compile(pattern, flags)
-    found = []
-    for match in compiled.finditer(text, timeout=REGEX_TIMEOUT_S):
-        found.append(match.group(group) or "")
-        if len(found) >= limit:
-            break
-    return found
+    """Runs in the sandbox: compile, check the group, collect up to `limit` matches."""
+    compiled = compile_pattern(pattern, flags)
+    if group > compiled.groups:
+        raise NodeError(f"the pattern has no capture group {group}", code="invalid_pattern")
+
+    def collect() -> list[str]:
+        found = []
+        for match in compiled.finditer(text, timeout=REGEX_TIMEOUT_S):
+            found.append(match.group(group) or "")
+            if len(found) >= limit:
+                break
+        return found
+
+    return list(_search(collect))
 
 
 def regex_substitute(pattern: str, flags: int, text: str, replacement: str, count: int) -> tuple[str, int]:
-    return regex.compile(pattern, flags).subn(replacement, text, count=count, timeout=REGEX_TIMEOUT_S)
+    """Runs in the sandbox: compile and substitute; a result over the text limit is refused there."""
+    compiled = compile_pattern(pattern, flags)
+    result, done = _search(compiled.subn, replacement, text, count=count, timeout=REGEX_TIMEOUT_S)
+    _check_length(result)
+    return result, done
+
+
+#: the largest count a counted repetition (`x{n}`, `x{m,n}`) may ask for, alone or nested (`(x{100}){100}`)
+MAX_REPEAT = 10_000
+_QUANTIFIER = regex.compile(r"\{(\d*)(?:,(\d*))?\}")
+
+
+def repetition_problem(pattern: str, bound: int = MAX_REPEAT) -> str | None:
+    """A counted repetition past `bound` (nested counts multiply), found without compiling the pattern; None when
+    there is none. Such a pattern is refused when the graph is validated, before anything compiles it."""
+    frames = [1]  # the largest repeat product inside each open group
+    last = 0  # the repeat weight of the atom a quantifier would apply to (0: none)
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i, last = i + 2, 1
+            frames[-1] = max(frames[-1], 1)
+            continue
+        if ch == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i, last = j + 1, 1
+            continue
+        if ch == "(":
+            frames.append(1)
+            i, last = i + 1, 0
+            continue
+        if ch == ")":
+            inner = frames.pop() if len(frames) > 1 else 1
+            i, last = i + 1, inner
+            frames[-1] = max(frames[-1], inner)
+            continue
+        if ch == "{":
+            m = _QUANTIFIER.match(pattern, i)
+            if m and (m.group(1) or m.group(2)) and last:
+                counts = [int(g) for g in m.groups() if g]
+                count = max(counts)
+                weight = last * count
+                if count > bound or weight > bound:
+                    return (f"the counted repetition {m.group(0)} asks for {weight:,} repeats; at most "
+                            f"{bound:,} are allowed")
+                frames[-1] = max(frames[-1], weight)
+                i, last = m.end(), weight
+                continue
+        if ch not in "*+?|^$":
+            last = 1
+            frames[-1] = max(frames[-1], 1)
+        i += 1
+    return None
+
+
+@dataclass(frozen=True)
+class PatternParam(Param):
+    """A regular expression param: refused at validation (422) when it asks for more repeats than a budget allows."""
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        value, problem = super().check(value)
+        if problem is None and isinstance(value, str):
+            problem = repetition_problem(value)
+        return value, problem
 
 
 REGEX_FLAGS = (
@@ -165,14 +255,8 @@ REGEX_FLAGS = (
 
 
 async def _run_regex(ctx: Context, fn: Any, *args: Any) -> Any:
-    """Run a regex function in the pool; a pattern that backtracks past the time limit is a clear error."""
-    try:
-        return await ctx.run_cpu(fn, *args)
-    except TimeoutError as exc:
-        raise NodeError(f"the regular expression took longer than {REGEX_TIMEOUT_S:g} s (catastrophic "
-                        "backtracking?); simplify the pattern", code="regex_timeout") from exc
-    except (IndexError, regex.error) as exc:
-        raise NodeError(f"regular expression failed: {exc}", code="invalid_pattern") from exc
+    """Run a regex function in the sandbox: compiling and matching happen there, under its budgets."""
+    return await sandbox_for(ctx).run(fn, *args)
 
 
 class TextRegexExtract(Node):
@@ -182,7 +266,7 @@ class TextRegexExtract(Node):
                    "any matched.")
     inputs = (TEXT_IN,)
     params = (
-        Param("pattern", "text", required=True, max_length=2000),
+        PatternParam("pattern", "text", required=True, max_length=2000),
         Param("group", "integer", default=0, min=0, max=99,
               description="Capture group to return (0: whole match)"),
         Param("limit", "integer", default=1000, min=1, max=100000,
@@ -195,8 +279,6 @@ class TextRegexExtract(Node):
                   multiline: bool, dotAll: bool) -> dict[str, Any]:
         _check_length(text)
         flags = regex_flags(ignoreCase, multiline, dotAll)
-        if group > compile_pattern(pattern, flags).groups:
-            raise NodeError(f"the pattern has no capture group {group}", code="invalid_pattern")
         found = await _run_regex(ctx, regex_find_all, pattern, flags, text, group, limit)
         return {"match": found[0] if found else "", "matches": found, "found": bool(found)}
 
@@ -208,7 +290,7 @@ class TextRegexReplace(Node):
                    "\\g<name>.")
     inputs = (TEXT_IN,)
     params = (
-        Param("pattern", "text", required=True, max_length=2000),
+        PatternParam("pattern", "text", required=True, max_length=2000),
         Param("replacement", "text", default="", max_length=10000),
         Param("count", "integer", default=0, min=0, max=1_000_000,
               description="Replace at most this many (0: all)"),
@@ -220,9 +302,7 @@ class TextRegexReplace(Node):
                   ignoreCase: bool, multiline: bool, dotAll: bool) -> dict[str, Any]:
         _check_length(text)
         flags = regex_flags(ignoreCase, multiline, dotAll)
-        compile_pattern(pattern, flags)
         result, done = await _run_regex(ctx, regex_substitute, pattern, flags, text, replacement, count)
-        _check_length(result)
         return {"text": result, "replacements": done}
 
 
@@ -410,14 +490,20 @@ class JsonQuery(Node):
     outputs = (Port("result", "any"),)
 
     async def run(self, ctx: Context, *, data: Any, expression: str) -> dict[str, Any]:
-        try:
-            compiled = jmespath.compile(expression)
-        except jmespath.exceptions.JMESPathError as exc:
-            raise NodeError(f"invalid JMESPath expression: {exc}", code="invalid_expression") from exc
-        try:
-            return {"result": compiled.search(data)}
-        except jmespath.exceptions.JMESPathError as exc:
-            raise NodeError(f"JMESPath query failed: {exc}", code="invalid_expression") from exc
+        # a query can be made to run long (nested projections, sort_by over a large input): in the sandbox
+        return {"result": await sandbox_for(ctx).run(json_search, expression, data)}
+
+
+def json_search(expression: str, data: Any) -> Any:
+    """Runs in the sandbox: compile and apply a JMESPath expression."""
+    try:
+        compiled = jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise NodeError(f"invalid JMESPath expression: {exc}", code="invalid_expression") from exc
+    try:
+        return compiled.search(data)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise NodeError(f"JMESPath query failed: {exc}", code="invalid_expression") from exc
 
 
 # --- numbers -------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from PIL import Image
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.node import Context, Node
 from nodeloom.engine.schema import Param, Port
+from nodeloom.media.images import check_pixels
 from nodeloom.media.values import MediaFile
 
 #: demuxers ffmpeg may use on media we are handed (no hls, concat, image2, subfile, lavfi, ...)
@@ -34,6 +35,11 @@ VIDEO_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt
 AUDIO_CODEC = ["-c:a", "aac", "-b:a", "192k"]
 MP4 = ["-map_metadata", "-1", "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4"]
 MAX_FRAMES_OUT = 2000
+#: the most memory the frames `video.to_frames` decodes may take together (a decoded RGB frame holds 4 bytes a
+#: pixel in Pillow); frames are counted against it before they are decoded, so a tiny file of huge frames fails
+#: `node_memory` instead of filling the host's memory
+MAX_DECODED_FRAME_BYTES = 1 << 30
+BYTES_PER_PIXEL = 4
 MAX_REVERSE_BYTES = 1_500_000_000
 AUDIO_FORMATS = {"wav": ("audio/wav", ["-c:a", "pcm_s16le"], "wav"),
                  "mp3": ("audio/mpeg", ["-c:a", "libmp3lame", "-b:a", "192k"], "mp3"),
@@ -163,8 +169,17 @@ async def run_ffmpeg(
     if rc != 0:
         lines = [ln for ln in tail if ln and not ln.startswith(("  ", "Stream mapping", "Press "))]
         detail = " | ".join(lines[-4:]) or f"exit status {rc}"
-        raise NodeError(f"ffmpeg failed: {detail}", code="ffmpeg_failed")
+        raise NodeError(f"ffmpeg failed: {without_paths(detail)}", code="ffmpeg_failed")
     return last
+
+
+#: an absolute path in a message (not the path of a URL: no scheme, host or word just before it)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\":|]+/)+([^\s/'\":|]+)")
+
+
+def without_paths(text: str) -> str:
+    """A tool's message fit for a user: file paths on this server shortened to their last part."""
+    return _ABSOLUTE_PATH.sub(r"\1", text)
 
 
 # ------------------------------------------------------------------------------------------------ probe
@@ -263,7 +278,7 @@ async def probe(path: Path) -> Probe:
     text = err.decode("utf-8", "replace")
     if proc.returncode != 0:
         lines = [ln for ln in text.splitlines() if ln and not ln.startswith(" ")]
-        raise NodeError(f"cannot read media file: {' | '.join(lines[-2:]) or 'unknown format'}",
+        raise NodeError(f"cannot read media file: {without_paths(' | '.join(lines[-2:])) or 'unknown format'}",
                         code="invalid_media")
     frames = [int(v) for k, _, v in (ln.partition("=") for ln in out.decode().splitlines())
               if k == "frame" and v.isdigit()]
@@ -327,10 +342,18 @@ def rgb_bytes(image: Image.Image, size: tuple[int, int]) -> bytes:
     return rgb.tobytes()
 
 
-def load_images(paths: list[Path]) -> list[Image.Image]:
+def load_images(paths: list[Path], max_bytes: int | None = None) -> list[Image.Image]:
+    """Decode image files as RGB; each one's size (from its header) is counted against `max_bytes` before it
+    is decoded: NodeError `node_memory` past it, `image_too_large` for a single image past the pixel limit."""
     out = []
+    total = 0
     for p in paths:
         with Image.open(p) as im:
+            check_pixels(im.size)
+            total += im.size[0] * im.size[1] * BYTES_PER_PIXEL
+            if max_bytes is not None and total > max_bytes:
+                raise NodeError(f"the decoded frames would take more than {max_bytes} bytes of memory; "
+                                "lower max_frames or fps", code="node_memory")
             out.append(im.convert("RGB"))
     return out
 
@@ -420,18 +443,32 @@ class VideoToFrames(FfmpegNode):
                   start: float) -> dict[str, Any]:
         media, info = await video_info(video)
         rate = fps or info.fps or 25.0
+        # the frames' memory, counted before anything is decoded: how many frames of this size fit the budget
+        if info.width and info.height:
+            check_pixels((info.width, info.height))
+        frame_bytes = max(1, info.width * info.height) * BYTES_PER_PIXEL
+        fitting = min(max_frames, MAX_DECODED_FRAME_BYTES // frame_bytes)
+        if fitting < 1:
+            raise NodeError(f"one {info.width}x{info.height} frame takes more than {MAX_DECODED_FRAME_BYTES} bytes "
+                            "of memory", code="node_memory")
+        # one frame past what fits tells that the video has more; ffmpeg never writes more than that
+        decode = max_frames if fitting == max_frames else fitting + 1
         folder = out_path(ctx, ".frames")
         folder.mkdir()
         try:
             seek = ["-ss", f"{start:.6f}"] if start else []
             vf = ["-vf", f"fps={fps:g}"] if fps else []
-            expected = min(max(info.video_duration - start, 0.0), max_frames / rate)
+            expected = min(max(info.video_duration - start, 0.0), decode / rate)
             await run_ffmpeg(ctx, [*seek, *media_in(media.path), "-map", "0:v:0", *vf, "-frames:v",
-                                   str(max_frames), "-fps_mode", "passthrough" if not fps else "cfr",
+                                   str(decode), "-fps_mode", "passthrough" if not fps else "cfr",
                                    "-c:v", "png", "-f", "image2", str(folder / "%06d.png")],
                              expected_s=expected, span=(0.0, 0.8))
             paths = sorted(folder.glob("*.png"))
-            images = await ctx.run_thread(load_images, paths)
+            if len(paths) > fitting:
+                raise NodeError(f"{len(paths)} or more frames of {info.width}x{info.height} would take more than "
+                                f"{MAX_DECODED_FRAME_BYTES} bytes of memory (at most {fitting} fit); lower max_frames "
+                                "or fps", code="node_memory")
+            images = await ctx.run_thread(load_images, paths, MAX_DECODED_FRAME_BYTES)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         await ctx.progress(1.0)

@@ -9,7 +9,8 @@ reach for `getattr` or `Any`. The types a claim's transaction hands around (`Roo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -69,9 +70,10 @@ class QueueBackend(Protocol):
 
     def claim_many(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES, limit: int = 1,
                    start: StartHook[T] | None = None) -> list[tuple[Claim, T | None]]:
-        """Claim up to `limit` jobs, oldest first, in one transaction, never letting an account pass its
-        concurrency cap; `start(session, claim)` runs for each inside that transaction and its result
-        travels with the claim. If `start` raises, that transaction rolls back and the jobs are claimed
+        """Claim up to `limit` jobs in one transaction, fairly across accounts (`fair_order`: the account with
+        the fewest jobs running goes first, oldest first within an account; the claims come back oldest
+        first), never letting an account pass its concurrency cap; `start(session, claim)` runs for each
+        inside that transaction and its result travels with the claim. If `start` raises, that transaction rolls back and the jobs are claimed
         again without it (results None: the runner starts each on its own)."""
         ...
 
@@ -120,6 +122,51 @@ class QueueBackend(Protocol):
     def check(self) -> None:
         """Raise if the backend cannot serve claims now (readiness)."""
         ...
+
+
+J = TypeVar("J")
+
+
+def fair_order(jobs: Iterable[J], *, account: Callable[[J], str], seq: Callable[[J], int],
+               running: Mapping[str, int], served: Mapping[str, int] | None = None) -> list[J]:
+    """Claimable jobs in the order claims take them: rotating between the accounts with waiting work, so one
+    account's backlog never starves another's. A job's turn is its account's running jobs plus its rank among
+    that account's waiting ones (1 for the oldest); the lower turn goes first. On a tie the account served
+    longest ago goes first (`served`: account → a number that grows with each claim; never served: first),
+    then the older job. An account with ten running and a hundred waiting is served after a newcomer's first
+    job, not before it; two accounts that take turns on one free slot alternate."""
+    served = served or {}
+    ranked: list[tuple[int, int, int, J]] = []
+    rank: dict[str, int] = {}
+    for job in sorted(jobs, key=seq):
+        acct = account(job)
+        rank[acct] = rank.get(acct, 0) + 1
+        ranked.append((running.get(acct, 0) + rank[acct], served.get(acct, -1), seq(job), job))
+    ranked.sort(key=lambda r: (r[0], r[1], r[2]))
+    return [job for _turn, _served, _seq, job in ranked]
+
+
+class ServedLedger:
+    """When each account was last served by this process's claims (for `fair_order`'s tie-break). Bounded:
+    past `size` accounts the longest-served half is forgotten (they count as never served: first in line)."""
+
+    def __init__(self, size: int = 10_000):
+        self.size = size
+        self._next = 0
+        self._served: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def view(self) -> Mapping[str, int]:
+        with self._lock:
+            return dict(self._served)
+
+    def mark(self, account_id: str) -> None:
+        with self._lock:
+            self._next += 1
+            self._served[account_id] = self._next
+            if len(self._served) > self.size:
+                keep = sorted(self._served.items(), key=lambda kv: kv[1])[len(self._served) // 2:]
+                self._served = dict(keep)
 
 
 def with_start_fallback(claim: Callable[[StartHook[T] | None], R], start: StartHook[T] | None) -> R:

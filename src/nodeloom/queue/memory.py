@@ -32,7 +32,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
-from nodeloom.queue.base import QUEUES, CapFilter, Claim, StartHook, with_start_fallback
+from nodeloom.queue.base import QUEUES, CapFilter, Claim, ServedLedger, StartHook, fair_order, with_start_fallback
 from nodeloom.storage.db import Database
 
 __all__ = ["MemoryQueue"]
@@ -67,6 +67,7 @@ class MemoryQueue:
         #: where the claim's hooks get their transaction; None: an unbound Session
         self.db = db
         self._jobs: dict[str, _Job] = {}
+        self.served = ServedLedger()  # whom claims served last: fair turns on a tie
         self._seq = itertools.count(1)
         # re-entrant: a start hook may ack (or release) its own claim while the claim holds the lock
         self._lock = threading.RLock()
@@ -158,16 +159,23 @@ class MemoryQueue:
                 out: list[tuple[Claim, T | None]] = []
                 with self._lock:
                     now = self.clock.time()
-                    claimable = sorted((j for j in self._jobs.values()
-                                        if j.queue in queues and j.available_at <= now
-                                        and j.account_id not in blocked and self._claimable(j, now)),
-                                       key=lambda j: j.seq)
+                    claimable = [j for j in self._jobs.values()
+                                 if j.queue in queues and j.available_at <= now
+                                 and j.account_id not in blocked and self._claimable(j, now)]
+                    running = Counter(j.account_id for j in self._jobs.values()
+                                      if j.state == "claimed" and (j.lease_expires_at or 0) >= now)
+                    turns = fair_order(claimable, account=lambda j: j.account_id, seq=lambda j: j.seq,
+                                       running=running, served=self.served.view())
                     # the same window the SQL query fetches, so a cap filter sees the same jobs
-                    for job in claimable[:limit if room is None else limit * 4 + 16]:
-                        if len(out) >= limit:
+                    chosen: list[_Job] = []
+                    for job in turns[:limit if room is None else limit * 4 + 16]:
+                        if len(chosen) >= limit:
                             break
                         if room is not None and not room.take(job.account_id):
                             continue
+                        chosen.append(job)
+                    for job in sorted(chosen, key=lambda j: j.seq):  # chosen fairly, started oldest first
+                        self.served.mark(job.account_id)
                         taken, claim = self._take(job, worker_id, now)
                         undo.append((job, taken))
                         out.append((claim, start(s, claim) if start is not None else None))

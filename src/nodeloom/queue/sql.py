@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
-from nodeloom.queue.base import QUEUES, CapFilter, Claim, Room, StartHook, with_start_fallback
+from nodeloom.queue.base import QUEUES, CapFilter, Claim, Room, ServedLedger, StartHook, fair_order, with_start_fallback
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Job
 
@@ -31,6 +31,7 @@ class SqlQueue:
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.cap_filter = cap_filter
+        self.served = ServedLedger()  # whom this process's claims served last: fair turns on a tie
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
         session.execute(insert(Job).values(
@@ -59,20 +60,41 @@ class SqlQueue:
         with self.db.write() as s:
             room = self.cap_filter(s) if self.cap_filter else None
             blocked = room.blocked if room is not None else set()
-            q = (select(Job)
-                 .where(Job.queue.in_(queues), Job.available_at <= now,
-                        or_(Job.state == "queued", Job.lease_expires_at < now))
-                 .order_by(Job.seq).limit(limit if room is None else limit * 4 + 16))
+            claimable = (Job.queue.in_(queues), Job.available_at <= now,
+                         or_(Job.state == "queued", Job.lease_expires_at < now))
+            # each account's oldest claimable jobs (as many as one claim could take of them), then their turns
+            rn = func.row_number().over(partition_by=Job.account_id, order_by=Job.seq).label("rn")
+            ranked = select(Job.execution_id, Job.account_id, Job.seq, rn).where(*claimable)
             if blocked:
-                q = q.where(Job.account_id.not_in(blocked))
+                ranked = ranked.where(Job.account_id.not_in(blocked))
+            per_account = ranked.subquery()
+            candidates = s.execute(select(per_account.c.execution_id, per_account.c.account_id, per_account.c.seq)
+                                   .where(per_account.c.rn <= limit)).all()
+            if not candidates:
+                return []
+            running = {acct: int(n) for acct, n in s.execute(
+                select(Job.account_id, func.count()).where(Job.state == "claimed", Job.lease_expires_at >= now)
+                .group_by(Job.account_id)).all()}
+            turns = fair_order(candidates, account=lambda r: str(r[1]), seq=lambda r: int(r[2]), running=running,
+                               served=self.served.view())
+            wanted = [str(r[0]) for r in turns[:limit if room is None else limit * 4 + 16]]
+            q = select(Job).where(Job.execution_id.in_(wanted), *claimable)
             if not self.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
-            out: list[tuple[Claim, T | None]] = []
-            for job in s.scalars(q).all():
-                if len(out) >= limit:
+            jobs = {job.execution_id: job for job in s.scalars(q).all()}
+            chosen: list[Job] = []
+            for execution_id in wanted:
+                job = jobs.get(execution_id)
+                if job is None:
+                    continue  # another worker took it meanwhile
+                if len(chosen) >= limit:
                     break
                 if room is not None and not room.take(job.account_id):
                     continue
+                chosen.append(job)
+            out: list[tuple[Claim, T | None]] = []
+            for job in sorted(chosen, key=lambda j: j.seq):  # chosen fairly, started oldest first
+                self.served.mark(job.account_id)
                 claim = self._take(job, worker_id, now)
                 out.append((claim, start(s, claim) if start is not None else None))
             return out

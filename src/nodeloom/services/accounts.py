@@ -87,6 +87,9 @@ class AccountService:
         if bad or not scopes:
             raise ValidationFailed("invalid scopes", [{"path": "scopes",
                                                        "message": f"scopes must be a non-empty subset of {list(ALL_SCOPES)}"}])
+        if expires_at is not None and _aware(expires_at) <= self.clock.now():
+            raise ValidationFailed("expiresAt must be in the future",
+                                   [{"path": "expiresAt", "message": "a key cannot be created already expired"}])
         token = "sk-" + secrets.token_urlsafe(32)
         row = ApiKey(id=new_id("key"), account_id=account_id, name=name, prefix=token[:11],
                      digest=self.digest(token), scopes=sorted(set(scopes), key=ALL_SCOPES.index),

@@ -12,6 +12,11 @@ credits cannot drive it below zero: one wins, the others answer 402. The lifecyc
    (execution, node): a retried node is never charged twice; cache hits and failed nodes are free;
 4. terminal — whatever is still held goes back to the balance.
 
+Nodes that run in segments elsewhere (`comfyui.*`, engine/segments.py) are priced per segment, by run-second:
+a segment is one line (its first node's id, type `comfyui`, its `nodes`) holding `amount × maxSeconds`, and is
+charged `⌈seconds it ran⌉ × amount`, capped at that, by whoever ran it (`charge_run_seconds`) — also when it failed
+or was cancelled.
+
 A hosted node's run that the account's own vendor key served (recorded by the node in its memory as
 `byok`) costs the node type's `byok_credits` instead of its price.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -32,6 +38,7 @@ from nodeloom.clock import Clock
 from nodeloom.engine.errors import NodeError
 from nodeloom.engine.graph import Graph, NodeInstance
 from nodeloom.engine.node import Node
+from nodeloom.engine.segments import plan
 from nodeloom.errors import ApiError, NotFound, ValidationFailed
 from nodeloom.services.hosted import node_providers, own_key_runs
 from nodeloom.services.lifecycle import ExecutionListener
@@ -66,12 +73,20 @@ class NodePrice:
     node_type: str
     credits: Decimal  # for one run; for a fan-out, for one element
     fan_out: bool
+    nodes: tuple[str, ...] = ()  # a segment's nodes (its line is priced by run-second)
 
     def public(self) -> dict[str, Any]:
         out: dict[str, Any] = {"nodeId": self.node_id, "nodeType": self.node_type, "credits": float(self.credits)}
         if self.fan_out:
             out["perElement"] = True
+        if self.nodes:
+            out["nodes"] = list(self.nodes)
         return out
+
+
+def segment_hold(node_type: type[Node]) -> Decimal:
+    """What one segment whose first node is of `node_type` holds: its price per run-second × its maximum seconds."""
+    return credits(max(0.0, float(node_type.credits)) * max(0.0, float(getattr(node_type, "max_seconds", 0) or 0)))
 
 
 @dataclass(frozen=True)
@@ -108,8 +123,14 @@ class BillingService(ExecutionListener):
         hosted = any(node_providers(node.type) for node in graph.nodes.values())
         own = self.own_keys(account_id) if hosted else ()
         breakdown: list[NodePrice] = []
+        segments = {seg.first: seg for seg in plan(graph)}
         for nid in graph.order:
             node = graph.nodes[nid]
+            if node.type.segment:
+                seg = segments.get(nid)
+                if seg is not None:
+                    breakdown.append(NodePrice(nid, seg.kind, segment_hold(node.type), False, seg.members))
+                continue
             price = self.unit_price(node.type, node.params, own=own)
             if node.type.role != "node" and price == 0:
                 continue
@@ -222,33 +243,55 @@ class BillingService(ExecutionListener):
     def on_node_completed(self, s: Session, ex: Execution, row: ExecutionNode, node: NodeInstance,
                           data: dict[str, Any]) -> None:
         """Settle a node that ran from the execution's hold (once per node)."""
-        if data.get("cached") or data.get("skipped"):
-            return
+        if data.get("cached") or data.get("skipped") or node.type.segment:
+            return  # a segment's nodes are charged by run-second (`charge_run_seconds`)
         elements = data.get("elements")
         count = int(elements) if isinstance(elements, int) and node.fanned_inputs else 1
         own_runs = min(count, own_key_runs(row.memory))  # runs the account's own vendor key served
         amount = credits(self.unit_price(node.type, node.params) * (count - own_runs)
                          + credits(node.type.byok_credits) * own_runs)
-        if amount <= 0 or self._entry(s, ex.id, node.id, "charge") is not None:
-            return
+        self._settle(s, ex, node.id, amount, row)
+
+    def charge_run_seconds(self, execution_id: str, node_id: str, seconds: float, *, node_type: type[Node],
+                           note: str | None = None) -> Decimal:
+        """Charge a segment (`node_id` its first node) ⌈seconds⌉ × its price per second, capped at its hold; once.
+        Returns what was charged."""
+        per_second = credits(max(0.0, float(node_type.credits)))
+        cap = segment_hold(node_type)
+        amount = min(credits(per_second * math.ceil(max(0.0, seconds))), cap)
+        with self.db.write() as s:
+            ex = s.get(Execution, execution_id)
+            if ex is None:
+                return Decimal(0)
+            row = s.scalar(select(ExecutionNode).where(ExecutionNode.execution_id == execution_id,
+                                                       ExecutionNode.node_id == node_id))
+            return self._settle(s, ex, node_id, amount, row, note=note)
+
+    def _settle(self, s: Session, ex: Execution, node_id: str, amount: Decimal, row: ExecutionNode | None,
+                note: str | None = None) -> Decimal:
+        """Charge `amount` for one node from the execution's hold (beyond it only if the balance allows)."""
+        if amount <= 0 or self._entry(s, ex.id, node_id, "charge") is not None:
+            return Decimal(0)
         held = self._held(s, ex.id)
         if amount > held:
             shortfall = amount - held
-            if self._entry(s, ex.id, node.id, "hold") is None and self._take(s, ex.account_id, shortfall):
+            if self._entry(s, ex.id, node_id, "hold") is None and self._take(s, ex.account_id, shortfall):
                 s.add(CreditEntry(account_id=ex.account_id, kind="hold", amount=shortfall, execution_id=ex.id,
-                                  node_id=node.id, note="settled beyond the estimate", created_at=self.clock.now()))
+                                  node_id=node_id, note="settled beyond the estimate", created_at=self.clock.now()))
             else:
                 log.warning("execution %s node %s costs %s but only %s is held; charging what is held",
-                            ex.id, node.id, amount, held)
+                            ex.id, node_id, amount, held)
                 amount = held
         if amount <= 0:
-            return
+            return Decimal(0)
         now = self.clock.now()
         s.add(CreditEntry(account_id=ex.account_id, kind="charge", amount=amount, execution_id=ex.id,
-                          node_id=node.id, created_at=now))
-        row.credits = amount
+                          node_id=node_id, note=note, created_at=now))
+        if row is not None:
+            row.credits = amount
         ex.credits_used = credits((ex.credits_used or 0) + amount)
         add_credits(s, account_id=ex.account_id, day=day_of(now), amount=amount)
+        return amount
 
     def on_terminal(self, s: Session, ex: Execution) -> None:
         """Give back whatever the execution still holds (however it ended)."""

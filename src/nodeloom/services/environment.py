@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -49,6 +51,64 @@ def make_process_pool(size: int) -> ResilientProcessPool | None:
     if size <= 0:
         return None
     return ResilientProcessPool(size)
+
+
+class SleepingSlots:
+    """Executions whose nodes sleep (`util.delay`) lend their worker slot back while they sleep.
+
+    A node enters `asleep(execution_id)` around its sleep (nodes reach this as `ctx.service("sleeping")`); the
+    worker loop counts the executions with a node asleep as not holding a slot (up to its
+    `worker_sleeping_slots`) and is woken to claim more work at once. An execution that sleeps in one node while
+    another of its nodes works lends its slot too: the bound on parked executions caps that overcommit. Sleeps
+    shorter than `min_seconds` keep their slot (a short pause is not worth a claim and a parked execution)."""
+
+    def __init__(self, min_seconds: float = 0.0) -> None:
+        self.min_seconds = min_seconds
+        self._lock = threading.Lock()
+        self._sleeping: dict[str, int] = {}  # execution id → its nodes asleep now
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    @property
+    def count(self) -> int:
+        """Executions with at least one node asleep."""
+        with self._lock:
+            return len(self._sleeping)
+
+    def bind(self) -> asyncio.Event:
+        """Called by the worker loop: an event set whenever an execution starts sleeping."""
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        return self._event
+
+    def _notify(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            return
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # that loop is closed
+            pass
+
+    @contextlib.contextmanager
+    def asleep(self, execution_id: str, seconds: float = float("inf")) -> Iterator[None]:
+        if seconds < self.min_seconds:
+            yield
+            return
+        with self._lock:
+            first = execution_id not in self._sleeping
+            self._sleeping[execution_id] = self._sleeping.get(execution_id, 0) + 1
+        if first:
+            self._notify()
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._sleeping.get(execution_id, 1) - 1
+                if left > 0:
+                    self._sleeping[execution_id] = left
+                else:
+                    self._sleeping.pop(execution_id, None)
 
 
 class ExecutionEnvironment:

@@ -48,8 +48,9 @@ def queue_for(graph: Graph) -> str:
     return "cpu"
 
 
-def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
-    """Unknown names, wrong types and missing required inputs → 422 with paths."""
+def check_inputs(graph: Graph, inputs: Any, *, allow_http: bool = False) -> dict[str, Any]:
+    """Unknown names, wrong types and missing required inputs → 422 with paths; so is a media URL that is not
+    https unless `allow_http` (the operator allows private URLs, API.md "Files")."""
     if inputs is None:
         inputs = {}
     if not isinstance(inputs, dict):
@@ -71,6 +72,8 @@ def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
             ref = value.get("fileId") or value.get("url") if isinstance(value, dict) else value
             if not isinstance(ref, str) or not ref.startswith(("file_", "https://", "http://", "data:")):
                 problem = "expected a fileId, an https URL or a data: URI"
+            elif ref.startswith("http://") and not allow_http:
+                problem = "a URL input must use https"
         if problem:
             errors.append({"path": f"inputs.{name}", "message": problem})
         clean[name] = value
@@ -86,7 +89,7 @@ class ExecutionService:
     def __init__(self, db: Database, *, workflows: WorkflowService, queue: QueueBackend, files: FileService,
                  hub: EventHub, lifecycle: Lifecycle, clock: Clock, wake_workers: Callable[[], None] | None = None,
                  check_callback_url: Callable[[str], None] | None = None,
-                 graph_checks: Sequence[Callable[[str, Graph], None]] = ()):
+                 graph_checks: Sequence[Callable[[str, Graph], None]] = (), allow_http_inputs: bool = False):
         self.db = db
         self.workflows = workflows
         self.queue = queue
@@ -101,6 +104,8 @@ class ExecutionService:
         self._check_callback_url = check_callback_url
         #: account-aware graph checks at execute, e.g. hosted nodes need the operator's or the account's key (422)
         self._graph_checks = tuple(graph_checks)
+        #: plain-http media URLs in inputs pass validation (NODELOOM_ALLOW_PRIVATE_URLS); else they are a 422
+        self._allow_http_inputs = allow_http_inputs
 
     def prepare(self, *, account_id: str, workflow_id: str, body: dict[str, Any],
                 origin: str | None = None) -> Submission:
@@ -112,7 +117,7 @@ class ExecutionService:
                                                                        workflow_id=workflow_id, version=version)
         for check in self._graph_checks:
             check(account_id, graph)
-        inputs = check_inputs(graph, body.get("inputs"))
+        inputs = check_inputs(graph, body.get("inputs"), allow_http=self._allow_http_inputs)
         webhook_url, webhook_events = body.get("webhookUrl"), body.get("webhookEvents")
         if webhook_url is None:  # the workflow's webhook settings are the default (how a trigger gets a callback)
             defaults = wf.webhook_settings or {}

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from PIL import Image
 from sqlalchemy import select
@@ -33,6 +34,119 @@ from nodeloom.storage.models import File
 
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
               "video/mp4": ".mp4", "audio/mpeg": ".mp3", "audio/wav": ".wav", "application/json": ".json"}
+
+#: types a browser may show inline: it renders them as media, never as a document that runs script
+INLINE_TYPES = frozenset({
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif",
+    "audio/mpeg", "audio/wav", "audio/ogg", "audio/mp4", "audio/flac", "audio/webm", "audio/aac",
+    "video/mp4", "video/webm", "video/ogg", "video/quicktime",
+})
+#: text types kept as the client named them when the bytes are text (anything else that is text: text/plain)
+TEXT_TYPES = frozenset({"text/plain", "text/csv", "text/markdown", "application/json"})
+#: types a browser would run as a document (HTML, SVG, XML, script): never stored or served under these names
+ACTIVE_TYPES = ("text/html", "application/xhtml", "image/svg", "text/xml", "application/xml", "text/javascript",
+                "application/javascript", "application/ecmascript", "text/ecmascript", "multipart/", "text/xsl")
+#: every file response: no sniffing, and a document that runs nothing and loads nothing if a browser opens it
+FILE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; "
+                               "style-src 'unsafe-inline'",
+}
+#: the longest `exp` a signed link may carry (digits): beyond it the link is malformed, not far in the future
+_MAX_EXP_DIGITS = 12
+_SIG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def sniff_content_type(data: bytes, declared: str | None = None) -> str:
+    """The type the bytes really are, decided by the server from their signature (never the client's word
+    alone): images, audio and video by their magic bytes; text (UTF-8 without NULs) as text/plain, or as the
+    declared plain-text type (CSV, Markdown, JSON); anything else `application/octet-stream` unless it was
+    declared as audio or video of a kind not recognised here. HTML, SVG, XML and script never come out."""
+    declared = (declared or "").split(";")[0].strip().lower()
+    found = _signature(data, declared)
+    if found is not None:
+        return found
+    if _is_text(data[:8192]):
+        return declared if declared in TEXT_TYPES else "text/plain"
+    if declared.startswith(("audio/", "video/")) and not declared.startswith(ACTIVE_TYPES):
+        return declared
+    return "application/octet-stream"
+
+
+def _signature(data: bytes, declared: str) -> str | None:
+    head = data[:64]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head.startswith(b"BM") and len(data) > 26 and int.from_bytes(data[2:6], "little") == len(data):
+        return "image/bmp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
+            return "image/heic"
+        if declared in ("video/quicktime", "audio/mp4", "audio/x-m4a", "audio/aac", "video/x-m4v", "video/3gpp"):
+            return declared
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4"
+        return "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return declared if declared in ("video/webm", "audio/webm", "video/x-matroska") else "video/webm"
+    if head.startswith(b"OggS"):
+        return "video/ogg" if declared == "video/ogg" else "audio/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+                                   and head[1] & 0x06 != 0 and declared in ("audio/mpeg", "audio/mp3", "")):
+        return "audio/mpeg"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0 and declared in ("audio/aac", "audio/x-aac"):
+        return "audio/aac"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    return None
+
+
+def _is_text(sample: bytes) -> bool:
+    if b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data" and exc.start >= len(sample) - 3  # cut at the sample's end
+    return True
+
+
+def served_type(stored: str) -> str:
+    """The Content-Type a file goes out with: never one a browser runs as a document (rows stored before
+    the server sniffed types may name one)."""
+    ctype = stored.split(";")[0].strip().lower()
+    if not ctype or ctype.startswith(ACTIVE_TYPES) or "xml" in ctype or "html" in ctype:
+        return "application/octet-stream"
+    return ctype
+
+
+def disposition(content_type: str, name: str | None, file_id: str) -> str:
+    """`inline` for media a browser only shows; `attachment` (a download) for everything else."""
+    if content_type in INLINE_TYPES:
+        return "inline"
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip() or file_id + EXTENSIONS.get(content_type, "")
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in base)[:200]
+    out = f'attachment; filename="{ascii_name}"'
+    if ascii_name != base:
+        out += "; filename*=UTF-8''" + quote(base[:200], safe="")
+    return out
 
 
 @dataclass(frozen=True)
@@ -62,15 +176,20 @@ class Download:
     redirect_url: str | None = None
     path: Path | None = None
     data: bytes | None = None
+    #: the Content-Disposition to answer with (`inline` for media only; else `attachment`)
+    disposition: str = "attachment"
 
 
 class FileService:
     def __init__(self, db: Database, blobs: BlobStore, *, secret_key: str, clock: Clock, ttl_seconds: int,
-                 spill_dir: Path | None = None):
+                 spill_dir: Path | None = None, files_url: str | None = None):
         self.db = db
         self.blobs = blobs
         self.clock = clock
         self.ttl = ttl_seconds
+        #: the origin signed links point at (NODELOOM_FILES_URL): files apart from the API's origin; else the
+        #: base URL each caller passes
+        self.files_url = files_url.rstrip("/") if files_url else None
         #: where `local_path` writes blobs of a store that keeps none on disk (made on first use when None)
         self.spill_dir = spill_dir
         self._key = hashlib.sha256(b"nodeloom-file-urls\0" + secret_key.encode()).digest()
@@ -79,6 +198,8 @@ class FileService:
     def store(self, *, account_id: str, data: bytes, content_type: str, name: str | None = None,
               execution_id: str | None = None, width: int | None = None, height: int | None = None,
               duration_s: float | None = None) -> StoredFile:
+        """Store bytes under the type the server finds in them (`sniff_content_type`), whatever was declared."""
+        content_type = sniff_content_type(data, content_type)
         if content_type.startswith("image/") and width is None:
             try:
                 with Image.open(io.BytesIO(data)) as im:
@@ -164,15 +285,17 @@ class FileService:
         NotFound when the file (or its blob) is gone. Object storage: a presigned URL that expires with ours;
         else a local file; else the bytes."""
         row = self.verify(file_id, exp, sig)
-        ttl = max(1, int(exp or 0) - int(self.clock.time()))
-        url = self.blobs.presign(row.blob_key, ttl=ttl, content_type=row.content_type)
+        ttl = min(max(1, int(exp or 0) - int(self.clock.time())), 7 * 24 * 3600)
+        ctype = served_type(row.content_type)
+        how = disposition(ctype, row.name, row.id)
+        url = self.blobs.presign(row.blob_key, ttl=ttl, content_type=ctype)
         if url is not None:
-            return Download(content_type=row.content_type, redirect_url=url)
+            return Download(content_type=ctype, redirect_url=url, disposition=how)
         try:
             path = self.blobs.local_path(row.blob_key)
             if path is not None:
-                return Download(content_type=row.content_type, path=path)
-            return Download(content_type=row.content_type, data=self.blobs.read(row.blob_key))
+                return Download(content_type=ctype, path=path, disposition=how)
+            return Download(content_type=ctype, data=self.blobs.read(row.blob_key), disposition=how)
         except BlobNotFound as exc:
             raise NotFound("file not found") from exc
 
@@ -185,10 +308,17 @@ class FileService:
         exp = int(self.clock.time()) + (ttl or self.ttl)
         return f"/api/v1/files/{file_id}?exp={exp}&sig={self._sig(file_id, exp)}"
 
+    def url(self, file_id: str, base_url: str = "") -> str:
+        """An absolute signed link: on the files origin when one is configured, else on `base_url`."""
+        return (self.files_url or base_url) + self.signed_path(file_id)
+
     def verify(self, file_id: str, exp: str | None, sig: str | None) -> File:
-        if not exp or not sig or not exp.isdigit():
+        """The file of a valid, unexpired link; InvalidSignature for anything else — a malformed `exp` or
+        `sig` (non-ASCII, not digits, too long) included."""
+        if (not exp or not sig or len(exp) > _MAX_EXP_DIGITS or len(sig) > 128 or not exp.isascii()
+                or not exp.isdigit() or not set(sig) <= _SIG_CHARS):
             raise InvalidSignature("missing or malformed signature")
-        if not hmac.compare_digest(self._sig(file_id, int(exp)), sig):
+        if not hmac.compare_digest(self._sig(file_id, int(exp)).encode(), sig.encode()):
             raise InvalidSignature("invalid signature")
         if int(exp) < self.clock.time():
             raise InvalidSignature("this link has expired")
@@ -201,7 +331,7 @@ class FileService:
         """Turn stored-file markers inside JSON into the public media shape with a signed URL."""
         if isinstance(value, dict):
             if FILE_MARKER in value:
-                out = {"url": base_url + self.signed_path(value[FILE_MARKER]), "fileId": value[FILE_MARKER],
+                out = {"url": self.url(value[FILE_MARKER], base_url), "fileId": value[FILE_MARKER],
                        "contentType": value.get("contentType")}
                 for k in ("width", "height", "durationS"):
                     if k in value:

@@ -133,7 +133,7 @@ class ExecutionRunner:
             return
         eid = claim.execution_id
         try:
-            graph = validate(start.graph, self.registry, limits=self.limits)
+            graph = validate(start.graph, self.registry.for_graph(start.graph), limits=self.limits)
         except GraphError as exc:
             await asyncio.to_thread(self.recorder.finish, claim, status="FAILED",
                                     error={"code": "invalid_graph", "message": str(exc)})

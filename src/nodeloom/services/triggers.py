@@ -83,6 +83,8 @@ class TriggerService:
             raise ValidationFailed("unknown callback events",
                                    [{"path": "callbackEvents",
                                      "message": f"each one of {list(EVENT_NAMES)}"}])
+        if events is not None:  # a set of events: each once, in the order given
+            changes = {**changes, "callbackEvents": list(dict.fromkeys(events))}
         with self.db.write() as s:
             wf = self._owned(s, account_id, workflow_id)
             if "enabled" in changes:
@@ -139,6 +141,15 @@ class TriggerService:
                                code=exc.code, status=402) from None
             raise
         return accepted  # {executionId, status: QUEUED, pollUrl}
+
+    def owner(self, webhook_id: str) -> str | None:
+        """The account whose workflow has this webhook id (None: no such webhook). The request-rate limiter
+        charges a trigger to the webhook's own budget, sized by this account's plan — never to the account's
+        API budget, which a stranger's traffic must not use up."""
+        if not webhook_id or len(webhook_id) > 200:
+            return None
+        with self.db.read() as s:
+            return s.scalar(select(Workflow.account_id).where(Workflow.webhook_id == webhook_id))
 
     def _active(self, webhook_id: str) -> Workflow:
         with self.db.read() as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,11 +21,16 @@ from nodeloom.storage.models import Workflow, WorkflowVersion
 
 
 class WorkflowService:
-    def __init__(self, db: Database, registry: Registry, *, clock: Clock, limits: Limits):
+    def __init__(self, db: Database, registry: Registry, *, clock: Clock, limits: Limits,
+                 pin: Callable[[Any], Any] | None = None, unpin: Callable[[Any], Any] | None = None):
         self.db = db
         self.registry = registry
         self.clock = clock
         self.limits = limits
+        #: publishing pins what the graph's remote node types were (a snapshot of ComfyUI's `/object_info` entries)
+        #: into the version; a draft never carries a pin of its own (a client could forge one)
+        self.pin: Callable[[Any], Any] = pin or (lambda raw: raw)
+        self.unpin: Callable[[Any], Any] = unpin or (lambda raw: raw)
         #: published versions never change: their checked graphs are kept (LRU) so execute skips the
         #: version's row and its validation; a workflow's own row is still read (ownership, latest version)
         self._versions: OrderedDict[tuple[str, int], tuple[Any, Graph]] = OrderedDict()
@@ -33,13 +39,13 @@ class WorkflowService:
 
     def check_graph(self, graph: Any) -> Graph:
         try:
-            return validate(graph, self.registry, limits=self.limits)
+            return validate(graph, self.registry.for_graph(graph), limits=self.limits)
         except GraphError as exc:
             raise ValidationFailed("the graph is invalid", exc.details, code="invalid_graph") from exc
 
     def validate_only(self, graph: Any) -> dict[str, Any]:
         try:
-            validate(graph, self.registry, limits=self.limits)
+            validate(graph, self.registry.for_graph(graph), limits=self.limits)
         except GraphError as exc:
             return {"valid": False, "errors": exc.details}
         return {"valid": True, "errors": []}
@@ -56,11 +62,12 @@ class WorkflowService:
 
     def check_graph_lenient(self, raw: Any) -> Graph | None:
         try:
-            return validate(raw, self.registry, limits=self.limits, check_availability=False)
+            return validate(raw, self.registry.for_graph(raw), limits=self.limits, check_availability=False)
         except GraphError:
             return None
 
     def create(self, *, account_id: str, name: str, description: str, graph: Any) -> dict[str, Any]:
+        graph = self.unpin(graph)
         g = self.check_graph(graph)
         now = self.clock.now()
         wf = Workflow(id=new_id("wf"), account_id=account_id, name=name, description=description or "",
@@ -85,6 +92,7 @@ class WorkflowService:
 
     def update(self, *, account_id: str, workflow_id: str, name: str | None, description: str | None,
                graph: Any | None) -> dict[str, Any]:
+        graph = self.unpin(graph) if graph is not None else None
         g = self.check_graph(graph) if graph is not None else None
         with self.db.write() as s:
             wf = self._get(s, account_id, workflow_id)
@@ -118,7 +126,7 @@ class WorkflowService:
             version = (last or 0) + 1
             node_versions = {nid: node.type.version for nid, node in g.nodes.items()}
             now = self.clock.now()
-            s.add(WorkflowVersion(workflow_id=wf.id, version=version, graph=wf.graph,
+            s.add(WorkflowVersion(workflow_id=wf.id, version=version, graph=self.pin(wf.graph),
                                   node_versions=node_versions, published_at=now))
             wf.published_version = version
             wf.updated_at = now

@@ -26,3 +26,13 @@ class ComfyServer(Base):
     node_types: Mapped[int] = mapped_column(Integer, default=0)
     object_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     object_info_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ComfyLease(Base):
+    """A segment of ours on a server (queued or running there). A server holds at most `SLOTS` of them, so that our
+    scheduler, not ComfyUI's FIFO, decides what runs next; a lease its holder stops renewing expires."""
+
+    __tablename__ = "comfyui_leases"
+    holder: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<execution id>/<segment's first node>"
+    url: Mapped[str] = mapped_column(String(2048), index=True)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -3,6 +3,8 @@
 import { http, request } from "./client";
 import type {
   ApiKey,
+  ComfyImportBody,
+  ComfyImportResult,
   AuthConfig,
   CreatedApiKey,
   Estimate,
@@ -61,6 +63,11 @@ export const workflows = {
     body: { enabled: boolean; triggerSecret?: string; callbackUrl?: string | null; callbackEvents?: string[] },
   ) => http.patch<unknown>(`/workflows/${enc(id)}/webhook`, body),
   rotateWebhook: (id: string) => http.post<Partial<Workflow>>(`/workflows/${enc(id)}/webhook/rotate`),
+  /** A ComfyUI export as a new draft: JSON (either format), or multipart with `file` (a PNG ComfyUI saved). */
+  importComfyui: (body: ComfyImportBody | FormData) => http.post<ComfyImportResult>("/workflows/import/comfyui", body),
+  /** A ComfyUI export into an existing workflow's draft (id, webhook and versions kept). */
+  reimportComfyui: (id: string, body: ComfyImportBody | FormData) =>
+    http.put<ComfyImportResult>(`/workflows/${enc(id)}/import/comfyui`, body),
 };
 
 export const executions = {

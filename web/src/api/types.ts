@@ -123,6 +123,34 @@ export interface Workflow {
   updatedAt?: IsoTime;
 }
 
+/** `POST /workflows/import/comfyui` (and the PUT re-import) answer: the draft workflow plus what was exposed and why. */
+export interface ComfyImportResult extends Workflow {
+  importNotes: string[];
+}
+
+/** An explicit exposed input of a ComfyUI import: API input name → a ComfyUI node's input. */
+export interface ComfyInputMapping {
+  node: string;
+  input: string;
+  default?: unknown;
+  min?: number;
+  max?: number;
+}
+
+/** An explicit exposed output of a ComfyUI import: API output name → a ComfyUI output node. */
+export interface ComfyOutputMapping {
+  node: string;
+}
+
+export interface ComfyImportBody {
+  name?: string;
+  description?: string;
+  /** ComfyUI's API format or its UI (save) format, as exported. */
+  workflow: Record<string, unknown>;
+  inputs?: Record<string, ComfyInputMapping>;
+  outputs?: Record<string, ComfyOutputMapping>;
+}
+
 export interface ValidationResult {
   valid: boolean;
   errors: ErrorDetail[];

@@ -6,6 +6,7 @@ import {
   Controls,
   MiniMap,
   ReactFlow,
+  useNodesInitialized,
   useReactFlow,
   type Connection as FlowConnection,
   type Edge,
@@ -37,7 +38,17 @@ export function Canvas({ containerRef }: { containerRef?: Ref<HTMLDivElement> })
   const notice = useGraphStore((state) => state.notice);
   const setNotice = useGraphStore((state) => state.setNotice);
   const running = useRunStore((state) => state.phase === "running");
-  const { screenToFlowPosition } = useReactFlow<FlowNode>();
+  const { screenToFlowPosition, fitView } = useReactFlow<FlowNode>();
+  const layoutPending = useGraphStore((state) => state.layoutPending);
+  const settleLayout = useGraphStore((state) => state.settleLayout);
+  const measured = useNodesInitialized();
+
+  // A graph that came without positions (an import) was laid out with guessed sizes: redo it with real ones.
+  useEffect(() => {
+    if (!layoutPending || !measured) return;
+    settleLayout();
+    requestAnimationFrame(() => void fitView({ padding: 0.2, maxZoom: 1.2 }));
+  }, [layoutPending, measured, settleLayout, fitView]);
 
   const isValidConnection: IsValidConnection = useCallback((link) => {
     const { nodes: current, edges: currentEdges, catalog } = useGraphStore.getState();

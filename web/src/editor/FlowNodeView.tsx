@@ -5,11 +5,13 @@ import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { memo, type CSSProperties } from "react";
 import { useShallow } from "zustand/react/shallow";
 import type { FieldSchema } from "../api/types";
+import { COMFY_NODE_PREFIX } from "../lib/comfyNodes";
 import { formatPrice } from "../lib/format";
-import { listElement, portColour } from "../lib/portTypes";
+import { displayType, listElement, portColour } from "../lib/portTypes";
 import type { FlowNode } from "../lib/types";
 import { useGraphStore } from "../stores/graphStore";
 import { useRunStore } from "../stores/runStore";
+import { ComfyWidgetRow, isWidget } from "./ComfyWidgets";
 
 const STATUS_LABEL: Record<string, string> = {
   queued: "queued",
@@ -25,6 +27,10 @@ function summariseValue(value: unknown): string {
   if (value === undefined || value === null) return "";
   const text = typeof value === "string" ? value : JSON.stringify(value);
   return text.length > 28 ? `${text.slice(0, 27)}…` : text;
+}
+
+function formatStep(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
 }
 
 function PortRow(props: {
@@ -45,8 +51,8 @@ function PortRow(props: {
         id={port.name}
         className={isList ? "handle-list" : undefined}
         style={{ "--port-colour": portColour(port.type) } as CSSProperties}
-        title={`${port.name}: ${port.type}`}
-        aria-label={`${direction === "in" ? "Input" : "Output"} ${port.name} (${port.type})`}
+        title={`${port.name}: ${displayType(port.type)}`}
+        aria-label={`${direction === "in" ? "Input" : "Output"} ${port.name} (${displayType(port.type)})`}
         data-testid={`handle-${nodeId}-${direction}-${port.name}`}
         data-port-type={port.type}
       />
@@ -54,7 +60,7 @@ function PortRow(props: {
         {port.name}
         {direction === "in" && port.required && !linked && literal === undefined && <span className="required"> *</span>}
       </span>
-      <span className="port-type">{port.type}</span>
+      <span className="port-type">{displayType(port.type)}</span>
       {direction === "in" && !linked && literal !== undefined && <span className="port-literal">= {summariseValue(literal)}</span>}
     </div>
   );
@@ -76,6 +82,9 @@ function FlowNodeViewImpl({ id, data, selected }: NodeProps<FlowNode>) {
   const outputs: FieldSchema[] = def?.outputs ?? [...new Set(linkedOutputs)].map((name) => ({ name, type: "any" }));
   const invalidInputs = new Set((issues ?? []).filter((issue) => issue.field?.kind === "inputs").map((issue) => issue.field!.name));
   const status = runState?.status;
+  const isComfy = data.nodeType.startsWith(COMFY_NODE_PREFIX);
+  const comfyClass = isComfy ? data.nodeType.slice(COMFY_NODE_PREFIX.length) : null;
+  const steps = runState?.steps;
   const shownParams = (def?.params ?? [])
     .filter((param) => data.params[param.name] !== undefined && param.name !== "name")
     .slice(0, 3);
@@ -83,6 +92,7 @@ function FlowNodeViewImpl({ id, data, selected }: NodeProps<FlowNode>) {
   const price = def ? formatPrice(def.credits) : null;
   const classes = [
     "flow-node",
+    isComfy ? "comfy-node" : "",
     selected ? "selected" : "",
     issues?.length ? "has-issues" : "",
     status ? `run-${status}` : "",
@@ -110,7 +120,12 @@ function FlowNodeViewImpl({ id, data, selected }: NodeProps<FlowNode>) {
         )}
       </header>
       <div className="flow-node-meta">
-        <span className="mono">{id}</span>
+        <span className="mono">{isComfy ? `#${id}` : id}</span>
+        {comfyClass && (
+          <span className="comfy-class mono" title={`ComfyUI node ${comfyClass}`}>
+            {comfyClass}
+          </span>
+        )}
         {data.params.name !== undefined && /^(input|output)\./.test(data.nodeType) && (
           <span className="flow-node-name">“{summariseValue(data.params.name)}”</span>
         )}
@@ -119,17 +134,28 @@ function FlowNodeViewImpl({ id, data, selected }: NodeProps<FlowNode>) {
       {!def && <div className="flow-node-warning">Unknown node type {data.nodeType}</div>}
       {def && !def.available && <div className="flow-node-warning">Unavailable{def.unavailableReason ? `: ${def.unavailableReason}` : ""}</div>}
       <div className="flow-node-ports">
-        {inputs.map((port) => (
-          <PortRow
-            key={`in-${port.name}`}
-            nodeId={id}
-            port={port}
-            direction="in"
-            linked={linkedInputs.includes(port.name)}
-            literal={data.literals[port.name]}
-            invalid={invalidInputs.has(port.name)}
-          />
-        ))}
+        {inputs.map((port) =>
+          isComfy && isWidget(port) ? (
+            <ComfyWidgetRow
+              key={`in-${port.name}`}
+              nodeId={id}
+              port={port}
+              linked={linkedInputs.includes(port.name)}
+              value={data.literals[port.name]}
+              invalid={invalidInputs.has(port.name)}
+            />
+          ) : (
+            <PortRow
+              key={`in-${port.name}`}
+              nodeId={id}
+              port={port}
+              direction="in"
+              linked={linkedInputs.includes(port.name)}
+              literal={data.literals[port.name]}
+              invalid={invalidInputs.has(port.name)}
+            />
+          ),
+        )}
         {outputs.map((port) => (
           <PortRow key={`out-${port.name}`} nodeId={id} port={port} direction="out" linked={linkedOutputs.includes(port.name)} invalid={false} />
         ))}
@@ -151,12 +177,19 @@ function FlowNodeViewImpl({ id, data, selected }: NodeProps<FlowNode>) {
           aria-valuemin={0}
           aria-valuemax={100}
           aria-valuenow={runState?.progress !== null && runState?.progress !== undefined ? Math.round(runState.progress * 100) : undefined}
+          aria-valuetext={steps ? `step ${steps.value} of ${steps.max}` : undefined}
           data-testid={`node-progress-${id}`}
         >
           <span
             className={runState?.progress === null || runState?.progress === undefined ? "indeterminate" : undefined}
             style={{ width: `${Math.round((runState?.progress ?? 0.3) * 100)}%` }}
           />
+        </div>
+      )}
+      {status === "running" && steps && (
+        <div className="node-progress-steps" data-testid={`node-progress-steps-${id}`}>
+          {formatStep(steps.value)} / {formatStep(steps.max)}
+          {runState?.progress !== null && runState?.progress !== undefined && <span className="muted"> · {Math.round(runState.progress * 100)}%</span>}
         </div>
       )}
       {runState?.error && (

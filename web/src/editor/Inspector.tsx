@@ -6,13 +6,17 @@ import type { FieldSchema } from "../api/types";
 import { SchemaField } from "../components/SchemaField";
 import { formatPrice } from "../lib/format";
 import { MEDIA_TYPES } from "../lib/schemaFields";
-import { listElement, normaliseType } from "../lib/portTypes";
+import { isComfyType, isWidget } from "../lib/comfyNodes";
+import { displayType, isForeign, listElement, normaliseType } from "../lib/portTypes";
 import type { NodeIssue } from "../lib/validationPaths";
 import { useGraphStore } from "../stores/graphStore";
 
-/** Inputs that accept a typed-in value when nothing is linked to them. */
-function acceptsLiteral(port: FieldSchema): boolean {
+/** Inputs that accept a typed-in value when nothing is linked to them. A ComfyUI node's sockets (MODEL, an IMAGE
+ * batch …) take only links; its widgets (numbers, texts, combos) take values. */
+function acceptsLiteral(port: FieldSchema, nodeType: string): boolean {
   const type = normaliseType(port.type);
+  if (isComfyType(nodeType)) return isWidget(port);
+  if (isForeign(type)) return false;
   if (listElement(type) !== null) return true;
   return ["text", "number", "integer", "boolean", "json", "any"].includes(type) || MEDIA_TYPES.has(type);
 }
@@ -187,11 +191,11 @@ function NodeSettings({ nodeId }: { nodeId: string }) {
                 </div>
               );
             }
-            if (!acceptsLiteral(port)) {
+            if (!acceptsLiteral(port, node.data.nodeType)) {
               return (
                 <div key={port.name} className={`field${error ? " field-invalid" : ""}`}>
                   <span className="field-label">
-                    {port.name} <span className="field-hint">{port.type}</span>
+                    {port.name} <span className="field-hint">{displayType(port.type)}</span>
                   </span>
                   <span className="muted small">Link an output to this input{port.required ? " (required)" : ""}.</span>
                   {error && <span className="field-error">{error}</span>}
@@ -219,7 +223,7 @@ function NodeSettings({ nodeId }: { nodeId: string }) {
           <ul className="plain-list small">
             {def.outputs.map((port) => (
               <li key={port.name}>
-                {port.name} <span className="muted">{port.type}</span>
+                {port.name} <span className="muted">{displayType(port.type)}</span>
               </li>
             ))}
           </ul>

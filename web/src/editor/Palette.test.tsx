@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
 import { cleanup, fireEvent, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { COMFY_CATALOG } from "../test/comfyFixtures";
 import { CATALOG } from "../test/fixtures";
 import { groupCatalog, Palette } from "./Palette";
 
@@ -38,5 +39,13 @@ describe("Palette", () => {
     render(<Palette defs={CATALOG} onAdd={() => {}} />);
     fireEvent.change(screen.getByTestId("palette-search"), { target: { value: "zzz" } });
     expect(screen.getByTestId("palette-empty")).toBeInTheDocument();
+  });
+
+  it("folds ComfyUI's categories until a search looks into them", () => {
+    render(<Palette defs={COMFY_CATALOG} onAdd={() => {}} />);
+    expect(screen.getByTestId("palette-category-comfyui/sampling")).not.toHaveAttribute("open");
+    expect(screen.getByTestId("palette-category-generate")).toHaveAttribute("open");
+    fireEvent.change(screen.getByTestId("palette-search"), { target: { value: "ksampler" } });
+    expect(screen.getByTestId("palette-category-comfyui/sampling")).toHaveAttribute("open");
   });
 });

@@ -44,7 +44,8 @@ export function Palette({ defs, onAdd }: { defs: readonly NodeDef[]; onAdd: (nod
       {groups.length === 0 && <p className="muted small" data-testid="palette-empty">No node matches “{query}”.</p>}
       <div className="palette-groups">
         {groups.map(([category, items]) => (
-          <details key={category} open className="palette-group" data-testid={`palette-category-${category}`}>
+          // ComfyUI's hundreds of node types start folded (their groups open while searching)
+          <details key={category} open={!category.startsWith("comfyui") || query.trim() !== ""} className="palette-group" data-testid={`palette-category-${category}`}>
             <summary>
               {category} <span className="muted">{items.length}</span>
             </summary>

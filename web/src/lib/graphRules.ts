@@ -2,7 +2,7 @@
 
 import type { FieldSchema } from "../api/types";
 import { edgeId } from "./graphFormat";
-import { canFeed, incompatibilityReason } from "./portTypes";
+import { canFeed, incompatibilityReason, isForeign, listElement } from "./portTypes";
 import type { Catalog, FlowEdge, FlowNode } from "./types";
 
 export interface Connection {
@@ -36,6 +36,14 @@ export function reaches(edges: readonly FlowEdge[], from: string, to: string): b
   return false;
 }
 
+/** A ComfyUI node's IMAGE/MASK input (a batch, `list<image>`) also takes one native image or mask: a batch of one. */
+export function takesOneAsBatch(nodeType: string, source: string, target: string): boolean {
+  if (!nodeType.startsWith("comfyui.")) return false;
+  const element = listElement(target);
+  if (element === null || isForeign(source) || listElement(source) !== null) return false;
+  return (element === "image" || element === "mask") && canFeed(source, element);
+}
+
 export function checkConnection(args: {
   nodes: readonly FlowNode[];
   edges: readonly FlowEdge[];
@@ -59,7 +67,7 @@ export function checkConnection(args: {
   if (!output) return { ok: false, reason: `"${source}" has no output "${sourceHandle}".` };
   const input = findPort(targetDef.inputs, targetHandle);
   if (!input) return { ok: false, reason: `"${target}" has no input "${targetHandle}".` };
-  if (!canFeed(output.type, input.type)) return { ok: false, reason: incompatibilityReason(output.type, input.type)! };
+  if (!canFeed(output.type, input.type) && !takesOneAsBatch(targetNode.data.nodeType, output.type, input.type)) return { ok: false, reason: incompatibilityReason(output.type, input.type)! };
   const id = edgeId({ source, sourceHandle, target, targetHandle });
   if (edges.some((edge) => edge.id === id)) return { ok: false, reason: "These ports are already linked." };
   if (reaches(edges, target, source)) return { ok: false, reason: "That link would make a cycle." };

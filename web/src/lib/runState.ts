@@ -9,6 +9,8 @@ export interface NodeRunState {
   status: NodeRunStatus;
   /** 0..1 while running. */
   progress: number | null;
+  /** ComfyUI's own counter for the step it is on (a sampler's `12` of `20`), when the node reports one. */
+  steps?: { value: number; max: number } | null;
   error: string | null;
   credits: number | null;
 }
@@ -60,6 +62,15 @@ export function normaliseProgress(raw: unknown): number | null {
   return Math.min(1, Math.max(0, value));
 }
 
+/** A `node.progress` event's `{value, max}` (ComfyUI nodes send them beside `progress`), or null. */
+export function progressSteps(data: Record<string, unknown>): { value: number; max: number } | null {
+  const { value, max } = data;
+  if (typeof value !== "number" || typeof max !== "number" || !Number.isFinite(value) || !Number.isFinite(max) || max <= 0) {
+    return null;
+  }
+  return { value, max };
+}
+
 export function errorText(error: unknown): string | null {
   if (!error) return null;
   if (typeof error === "string") return error;
@@ -93,8 +104,12 @@ export function applyRunEvent(run: RunSnapshot, type: string, data: Record<strin
       return { ...run, status: "RUNNING" };
     case "node.started":
       return nodeId ? { ...updateNode(run, nodeId, { status: "running", progress: 0 }), status: "RUNNING" } : run;
-    case "node.progress":
-      return nodeId ? updateNode(run, nodeId, { status: "running", progress: normaliseProgress(data.progress) }) : run;
+    case "node.progress": {
+      if (!nodeId) return run;
+      const steps = progressSteps(data);
+      const progress = normaliseProgress(data.progress) ?? (steps ? normaliseProgress(steps) : null);
+      return updateNode(run, nodeId, { status: "running", progress, steps });
+    }
     case "node.completed":
       return nodeId
         ? updateNode(run, nodeId, {

@@ -3,6 +3,7 @@ import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { describeError } from "../api/client";
 import { workflows as workflowsApi } from "../api/endpoints";
 import type { Workflow } from "../api/types";
+import { ComfyImportDialog } from "../components/ComfyImportDialog";
 import { ConfirmButton } from "../components/ConfirmButton";
 import { EmptyState, ErrorMessage, Loading } from "../components/Feedback";
 import { Pager } from "../components/Pager";
@@ -20,6 +21,7 @@ export function WorkflowsPage() {
   const navigate = useNavigate();
   const [actionError, setActionError] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
+  const [importing, setImporting] = useState(false);
 
   // The URL holds the query (shareable, survives reload); typing updates it after a short pause.
   useEffect(() => {
@@ -85,6 +87,9 @@ export function WorkflowsPage() {
             onChange={(event) => setSearch(event.target.value)}
             data-testid="workflow-search"
           />
+          <button type="button" className="btn" onClick={() => setImporting(true)} data-testid="workflow-import-comfyui">
+            Import ComfyUI workflow
+          </button>
           <button type="button" className="btn btn-primary" onClick={createWorkflow} disabled={creating} data-testid="workflow-new">
             {creating ? "Creating…" : "New workflow"}
           </button>
@@ -140,6 +145,14 @@ export function WorkflowsPage() {
         </div>
       )}
       <Pager pager={pager} nextCursor={list.data?.nextCursor} testId="workflow-pagination" />
+      {importing && (
+        <ComfyImportDialog
+          onClose={() => {
+            setImporting(false);
+            list.reload();
+          }}
+        />
+      )}
     </div>
   );
 }

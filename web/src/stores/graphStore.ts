@@ -9,6 +9,7 @@ import { fromApiGraph, makeEdge, toApiGraph } from "../lib/graphFormat";
 import { checkConnection, type Connection, type ConnectionCheck } from "../lib/graphRules";
 import { canRedo, canUndo, createHistory, record, redo as redoHistory, undo as undoHistory, type History } from "../lib/history";
 import { uniqueNodeId } from "../lib/ids";
+import { isComfyType, widgetDefaults } from "../lib/comfyNodes";
 import { autoLayout as layoutNodes } from "../lib/layout";
 import { defaultValues } from "../lib/schemaFields";
 import type { Catalog, FlowEdge, FlowNode, GraphSnapshot, XY } from "../lib/types";
@@ -39,6 +40,8 @@ export interface GraphState {
   issues: MappedIssues;
   /** Why the last refused action was refused (shown as a toast on the canvas). */
   notice: string | null;
+  /** The graph came without positions and was laid out with guessed node sizes: lay it out again once measured. */
+  layoutPending: boolean;
   lastRecord: { key: string; at: number } | null;
 
   setCatalog: (defs: readonly NodeDef[]) => void;
@@ -64,6 +67,8 @@ export interface GraphState {
   copySelection: () => number;
   paste: () => string[];
   autoLayout: () => void;
+  /** The layout `loadGraph` guessed, redone with the sizes React Flow measured; no history entry, dirty unchanged. */
+  settleLayout: () => void;
   setIssues: (errors: readonly ErrorDetail[], sentGraph: Graph) => void;
   clearIssues: () => void;
   setNotice: (notice: string | null) => void;
@@ -81,7 +86,7 @@ function snapshotOf(state: GraphState): GraphSnapshot {
 }
 
 /** Records the present state for undo (coalescing repeated edits of one field) and marks a change. */
-function changed(get: Get, coalesceKey?: string): Pick<GraphState, "history" | "dirty" | "edits" | "revision" | "lastRecord"> {
+function changed(get: Get, coalesceKey?: string): Pick<GraphState, "history" | "dirty" | "edits" | "revision" | "layoutPending" | "lastRecord"> {
   const state = get();
   const now = Date.now();
   const coalesce =
@@ -91,6 +96,7 @@ function changed(get: Get, coalesceKey?: string): Pick<GraphState, "history" | "
     dirty: true,
     edits: state.edits + 1,
     revision: state.revision + 1,
+    layoutPending: false,
     lastRecord: coalesceKey !== undefined ? { key: coalesceKey, at: now } : null,
   };
 }
@@ -127,6 +133,7 @@ const initialState = () => ({
   revision: 0,
   issues: NO_ISSUES,
   notice: null,
+  layoutPending: false,
   lastRecord: null,
 });
 
@@ -159,6 +166,7 @@ export const useGraphStore = create<GraphState>()((set, get) => ({
       revision: get().revision + 1,
       pasteCount: 0,
       notice: null,
+      layoutPending: loaded.needsLayout,
       lastRecord: null,
     });
     return { needsLayout: loaded.needsLayout };
@@ -190,7 +198,8 @@ export const useGraphStore = create<GraphState>()((set, get) => ({
       type: "nodeloom",
       position: position ?? nextPosition(nodes),
       selected: true,
-      data: { nodeType, label: "", params, literals: {} },
+      // A ComfyUI node starts with its widgets' defaults, as in ComfyUI's editor.
+      data: { nodeType, label: "", params, literals: isComfyType(nodeType) ? widgetDefaults(def) : {} },
     };
     set({
       ...changed(get),
@@ -353,6 +362,12 @@ export const useGraphStore = create<GraphState>()((set, get) => ({
     const state = get();
     if (state.nodes.length === 0) return;
     set({ ...changed(get), nodes: layoutNodes(state.nodes, state.edges) });
+  },
+
+  settleLayout: () => {
+    const state = get();
+    if (!state.layoutPending) return;
+    set({ layoutPending: false, nodes: state.nodes.length ? layoutNodes(state.nodes, state.edges) : state.nodes });
   },
 
   setIssues: (errors, sentGraph) => set({ issues: errors.length ? mapValidationErrors(errors, sentGraph) : NO_ISSUES }),

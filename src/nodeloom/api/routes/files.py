@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 
 from nodeloom.api.deps import BaseUrl, ExecuteScope, FilesDep, SettingsDep
 from nodeloom.errors import PayloadTooLarge, ValidationFailed
+from nodeloom.services.files import FILE_HEADERS
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
@@ -40,7 +41,7 @@ async def upload(request: Request, files: FilesDep, settings: SettingsDep, p: Ex
         raise ValidationFailed(f"unsupported content type {ctype}", [{"path": "file", "message": "unsupported type"}])
     stored = await run_in_threadpool(files.store, account_id=p.account_id, data=data, content_type=ctype,
                                      name=getattr(file, "filename", None))
-    out: dict[str, Any] = {"fileId": stored.id, "url": base + files.signed_path(stored.id),
+    out: dict[str, Any] = {"fileId": stored.id, "url": files.url(stored.id, base),
                            "contentType": stored.content_type, "size": stored.size}
     if stored.width is not None:
         out["width"], out["height"] = stored.width, stored.height
@@ -49,10 +50,13 @@ async def upload(request: Request, files: FilesDep, settings: SettingsDep, p: Ex
 
 @router.get("/files/{file_id}")
 def download(file_id: str, files: FilesDep, exp: str | None = None, sig: str | None = None) -> Response:
+    """A signed download, served so that no browser runs it on our origin: the server's own idea of the type
+    (sniffed at store), `attachment` unless it is plain media, `nosniff` and a sandboxing CSP (API.md "Files")."""
     found = files.download(file_id, exp, sig)
+    headers = {**FILE_HEADERS, "Content-Disposition": found.disposition}
     if found.redirect_url is not None:  # object storage: a presigned URL that expires with ours
-        return RedirectResponse(found.redirect_url, status_code=307)
-    headers = {"Cache-Control": "private, max-age=3600"}
+        return RedirectResponse(found.redirect_url, status_code=307, headers=FILE_HEADERS)
+    headers["Cache-Control"] = "private, max-age=3600"
     if found.path is not None:
         return FileResponse(found.path, media_type=found.content_type, headers=headers)
     return Response(found.data or b"", media_type=found.content_type, headers=headers)

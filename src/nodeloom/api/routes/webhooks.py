@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from nodeloom.api.deps import DeliveriesDep, IdempotencyDep, ManageScope, ReadScope, TriggersDep, base_url
-from nodeloom.api.schemas import Body
+from nodeloom.api.schemas import Body, unique
 from nodeloom.services.idempotency import IdempotencyService
 from nodeloom.services.triggers import TriggerService
 
@@ -23,7 +23,7 @@ class WebhookSettingsUpdate(Body):
     enabled: bool | None = None
     triggerSecret: str | None = Field(default=None, min_length=1, max_length=200)
     callbackUrl: str | None = Field(default=None, min_length=1, max_length=2048)
-    callbackEvents: list[CallbackEvent] | None = None
+    callbackEvents: Annotated[list[CallbackEvent] | None, AfterValidator(unique)] = None
 
 
 # triggers: no credentials; the webhookId is the capability ------------------------------------------

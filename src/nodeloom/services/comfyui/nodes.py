@@ -22,8 +22,10 @@ the worker's process (`comfyui_not_runnable_here`): ComfyUI nodes run in segment
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from nodeloom.engine.errors import NodeError
@@ -51,6 +53,32 @@ def default_allowed(class_type: str, entry: dict[str, Any]) -> bool:
     return not entry.get("api_node")
 
 
+#: INT inputs that size an image (their bound is the side of the largest image allowed) or a batch
+SIZE_INPUTS = frozenset({"width", "height"})
+BATCH_INPUTS = frozenset({"batch_size", "length", "amount"})
+
+
+@dataclass(frozen=True)
+class ComfyPolicy:
+    """The operator's rules for the pool (API.md "Tenancy on shared servers", "Credits")."""
+
+    allowed_classes: frozenset[str] = frozenset()  # empty: `default_allowed`
+    credits_per_second: float = 0.0
+    max_seconds: float = 600.0
+    max_image_pixels: int = 4096 * 4096
+    max_batch: int = 16
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def allowed(self, class_type: str, entry: dict[str, Any]) -> bool:
+        if self.allowed_classes:
+            return class_type in self.allowed_classes
+        return default_allowed(class_type, entry)
+
+    @property
+    def max_side(self) -> int:
+        return max(1, math.isqrt(self.max_image_pixels))
+
+
 class ComfyNode(Node):
     """The base of every generated `comfyui.*` type. Its class attributes say which ComfyUI class it stands for."""
 
@@ -64,6 +92,20 @@ class ComfyNode(Node):
     comfy_info: ClassVar[Mapping[str, Any]] = {}
     resources = "gpu"
     deterministic = False  # ComfyUI caches by itself
+    segment = "comfyui"
+    credits_per = "runSecond"
+    #: a segment is interrupted and fails `node_timeout` past this many seconds, and holds price × this
+    max_seconds: ClassVar[float] = 600.0
+
+    @classmethod
+    def price(cls, params: Mapping[str, Any]) -> float:
+        return 0.0  # priced per segment, by run-second (services/billing.py)
+
+    @classmethod
+    def spec(cls, *, unavailable_reason: str | None = None) -> dict[str, Any]:
+        out = super().spec(unavailable_reason=unavailable_reason)
+        out["credits"] = {"per": "runSecond", "amount": cls.credits, "maxSeconds": cls.max_seconds}
+        return out
 
     @classmethod
     def category(cls) -> str:
@@ -74,26 +116,31 @@ class ComfyNode(Node):
                         "not in the worker's process", code="comfyui_not_runnable_here")
 
 
-def comfy_node_types(object_info: Mapping[str, Any], *, allowed: Allowed | None = None) -> list[type[Node]]:
+def comfy_node_types(object_info: Mapping[str, Any], *, allowed: Allowed | None = None,
+                     policy: ComfyPolicy | None = None) -> list[type[Node]]:
     """One `comfyui.<class_type>` node type per class of `object_info` that `allowed(class_type, entry)` lets in
-    (default: every class without `api_node: true`). A class whose entry cannot be read (a malformed custom node)
-    is left out."""
-    allow = allowed or default_allowed
+    (default: the policy's allow-list, else every class without `api_node: true`). A class whose entry cannot be
+    read (a malformed custom node) is left out."""
+    policy = policy or ComfyPolicy()
+    allow = allowed or policy.allowed
     out: list[type[Node]] = []
     for class_type, entry in object_info.items():
         if not isinstance(class_type, str) or not class_type or not isinstance(entry, dict):
             continue
         if not allow(class_type, entry):
             continue
-        built = build_node_type(class_type, entry)
+        built = build_node_type(class_type, entry, policy=policy)
         if built is not None:
             out.append(built)
     return out
 
 
-def build_node_type(class_type: str, entry: Mapping[str, Any]) -> type[ComfyNode] | None:
-    """The `comfyui.<class_type>` node type for one `/object_info` entry, or None when the entry cannot be read."""
-    inputs = _inputs(entry)
+def build_node_type(class_type: str, entry: Mapping[str, Any], *,
+                    policy: ComfyPolicy | None = None) -> type[ComfyNode] | None:
+    """The `comfyui.<class_type>` node type for one `/object_info` entry, or None when the entry cannot be read.
+    The policy's caps become bounds of its size and batch inputs, so a graph over them is refused (422)."""
+    policy = policy or ComfyPolicy()
+    inputs = _inputs(entry, policy)
     outputs = _outputs(class_type, entry)
     if inputs is None or outputs is None:
         return None
@@ -114,6 +161,8 @@ def build_node_type(class_type: str, entry: Mapping[str, Any]) -> type[ComfyNode
         "comfy_output_node": entry.get("output_node") is True,
         "comfy_uploads": uploads,
         "comfy_info": entry,
+        "credits": policy.credits_per_second,
+        "max_seconds": policy.max_seconds,
     }
     name = "Comfy_" + re.sub(r"\W", "_", class_type)
     return type(name, (ComfyNode,), attrs)
@@ -156,7 +205,7 @@ def _names(entry: Mapping[str, Any], section: str) -> list[str]:
     return names + [n for n in declared if isinstance(n, str) and n not in names]
 
 
-def _inputs(entry: Mapping[str, Any]) -> tuple[Port, ...] | None:
+def _inputs(entry: Mapping[str, Any], policy: ComfyPolicy) -> tuple[Port, ...] | None:
     ports: list[Port] = []
     seen: set[str] = set()
     for section in SECTIONS:
@@ -164,14 +213,14 @@ def _inputs(entry: Mapping[str, Any]) -> tuple[Port, ...] | None:
             if name in seen:
                 continue
             seen.add(name)
-            port = _input_port(name, _spec(entry, name), required=section == "required")
+            port = _input_port(name, _spec(entry, name), required=section == "required", policy=policy)
             if port is None:
                 return None
             ports.append(port)
     return tuple(ports)
 
 
-def _input_port(name: str, spec: Any, *, required: bool) -> Port | None:
+def _input_port(name: str, spec: Any, *, required: bool, policy: ComfyPolicy) -> Port | None:
     if not isinstance(spec, (list, tuple)) or not spec:
         return None
     kind, options = spec[0], _options(spec)
@@ -181,7 +230,7 @@ def _input_port(name: str, spec: Any, *, required: bool) -> Port | None:
     if isinstance(kind, (list, tuple)) or kind == "COMBO":
         upload = _upload_type(options)
         if upload is not None:  # the choices are files on the server: never offered, never taken
-            return Port(name, upload, required=required, description=description)
+            return Port(name, upload, required=required, description=description, links_only=True)
         choices = kind if isinstance(kind, (list, tuple)) else options.get("options")
         if not isinstance(choices, (list, tuple)):  # choices the frontend fetches from a route: not known here
             return Port(name, "text", required=required, default=default, description=description)
@@ -193,8 +242,12 @@ def _input_port(name: str, spec: Any, *, required: bool) -> Port | None:
     if not valid_type(t):
         return None
     if t in ("integer", "number"):
+        high = _bound(options.get("max"))
+        cap = policy.max_side if name in SIZE_INPUTS else policy.max_batch if name in BATCH_INPUTS else None
+        if t == "integer" and cap is not None:
+            high = cap if high is None else min(high, cap)
         return Port(name, t, required=required, default=default, description=description,
-                    min=_bound(options.get("min")), max=_bound(options.get("max")))
+                    min=_bound(options.get("min")), max=high)
     if t.startswith("list<"):  # IMAGE and MASK: a batch, or one native image/mask as a batch of one
         return Port(name, t, required=required, description=description, accepts_one=True)
     if t.startswith(FOREIGN_PREFIX):

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import delete, func, select
 
 from nodeloom.clock import Clock, iso
 from nodeloom.errors import ApiError
 from nodeloom.providers.comfyui import ComfyClient, ComfyError
 from nodeloom.storage.db import Database
-from nodeloom.storage.models_comfyui import ComfyServer
+from nodeloom.storage.models_comfyui import ComfyLease, ComfyServer
 
 log = logging.getLogger("nodeloom.comfyui")
 
 #: `/object_info` is large (a few MB) and changes only when a server's nodes or models change
 OBJECT_INFO_EVERY = 10
+#: segments of ours a server holds at once: one running and one queued behind it
+SLOTS = 2
+#: checks in a row a server must fail by timing out (not by refusing the connection) before it is unhealthy
+MISSES_BEFORE_UNHEALTHY = 2
 
 
 class PoolUnavailable(ApiError):
@@ -51,14 +56,66 @@ class ServerState:
                 "nodeTypes": self.node_types}
 
 
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a segment needs of a server: its node classes, and the files its loaders name ((class, input, file))."""
+
+    classes: frozenset[str]
+    files: tuple[tuple[str, str, str], ...] = ()
+
+    def met_by(self, info: Mapping[str, Any]) -> bool:
+        for class_type in self.classes:
+            if class_type not in info:
+                return False
+        for class_type, name, value in self.files:
+            choices = _choices(info.get(class_type), name)
+            if choices is not None and value not in choices:
+                return False
+        return True
+
+    def missing(self, info: Mapping[str, Any]) -> list[str]:
+        """What a server lacks, in words (for an error that says why no server can run the segment)."""
+        out = [f"node type {c}" for c in sorted(self.classes) if c not in info]
+        for class_type, name, value in self.files:
+            choices = _choices(info.get(class_type), name)
+            if class_type in info and choices is not None and value not in choices:
+                out.append(f"{class_type}.{name} file {value!r}")
+        return out
+
+
+def _choices(entry: Any, name: str) -> list[Any] | None:
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("input"), Mapping):
+        return None
+    for section in ("required", "optional"):
+        declared = entry["input"].get(section)
+        spec = declared.get(name) if isinstance(declared, Mapping) else None
+        if isinstance(spec, (list, tuple)) and spec:
+            if isinstance(spec[0], (list, tuple)):
+                return list(spec[0])
+            if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], Mapping) \
+                    and isinstance(spec[1].get("options"), list):
+                return list(spec[1]["options"])
+    return None
+
+
+class NoServer(Exception):
+    """No server of the pool, healthy or not, has what a segment needs."""
+
+
 class ComfyPool:
     def __init__(self, db: Database, *, urls: Sequence[str], clock: Clock,
-                 client: Callable[[str], ComfyClient] = ComfyClient):
+                 client: Callable[[str], ComfyClient] = ComfyClient, local_url: str | None = None):
         self.db = db
-        self.urls = tuple(urls)
+        #: a ComfyUI this process started (`--comfyui`) is a server of its pool only: other processes cannot reach it
+        self.urls = tuple(urls) + ((local_url,) if local_url and local_url not in urls else ())
         self.clock = clock
         self._client = client
         self._checks = 0
+        self._misses: dict[str, int] = {}
+        self._infos: tuple[tuple[int, str | None], dict[str, dict[str, Any]]] | None = None
+
+    def client(self, url: str) -> ComfyClient:
+        return self._client(url)
 
     @property
     def configured(self) -> bool:
@@ -83,8 +140,16 @@ class ComfyPool:
                     info = await client.object_info()
                     seen.update(object_info=info, object_info_at=self.clock.now(), node_types=len(info))
             except ComfyError as exc:
+                refused = isinstance(exc.__cause__, httpx.ConnectError)
+                self._misses[url] = self._misses.get(url, 0) + 1
+                # a refused connection is a server gone; a slow answer (a busy CPU server) counts only when repeated
+                if not refused and self._misses[url] < MISSES_BEFORE_UNHEALTHY:
+                    log.info("ComfyUI server %s missed a check (%s); unhealthy if it misses the next", url, exc)
+                    return
                 log.warning("ComfyUI server %s is not healthy: %s", url, exc)
                 seen.update(healthy=False, error=f"{type(exc).__name__}: {exc}"[:500])
+            else:
+                self._misses[url] = 0
         await asyncio.to_thread(self._record, url, seen)
 
     def _has_object_info(self, url: str) -> bool:
@@ -137,6 +202,75 @@ class ComfyPool:
     def object_info(self) -> dict[str, Any]:
         """The node types the pool offers: every server's last `/object_info`, healthy servers' entries first."""
         return merge_object_info(self.object_infos(), healthy=self.healthy_urls())
+
+
+    # routing: leases ------------------------------------------------------------------------------------------
+    def _cached_infos(self) -> dict[str, dict[str, Any]]:
+        stamp = self.object_info_stamp()
+        if self._infos is None or self._infos[0] != stamp:
+            self._infos = (stamp, self.object_infos())
+        return self._infos[1]
+
+    def acquire(self, holder: str, need: Need, *, ttl_s: float, exclude: Collection[str] = (),
+                url: str | None = None) -> str | None:
+        """A lease on a healthy server that has what `need` names, the least loaded first (its queue at the last check
+        plus the segments we placed since), holding fewer than SLOTS of ours; None while none is free. `url`: that server only
+        (re-attaching to a prompt it runs), whatever its load. Raises NoServer when no server at all could run it."""
+        infos = self._cached_infos()
+        fitting = {u for u, info in infos.items() if u not in exclude and need.met_by(info)}
+        if url is None and not fitting:
+            lacks = "; ".join(f"{u}: {', '.join(need.missing(info)) or 'excluded'}" for u, info in infos.items())
+            raise NoServer("no ComfyUI server of the pool can run this segment" + (f" ({lacks})" if lacks else ""))
+        with self.db.write() as s:
+            now = self.clock.now()
+            s.execute(delete(ComfyLease).where(ComfyLease.expires_at < now))
+            expires = now + timedelta(seconds=ttl_s)
+            held = s.get(ComfyLease, holder)
+            if held is not None and (url is None or held.url == url):
+                held.expires_at = expires
+                return held.url
+            if held is not None:
+                s.delete(held)
+                s.flush()
+            servers = s.execute(select(ComfyServer.url, ComfyServer.queue_running, ComfyServer.queue_pending)
+                                .where(ComfyServer.url.in_(self.urls), ComfyServer.healthy.is_(True))).all()
+            counts = dict(s.execute(select(ComfyLease.url, func.count()).group_by(ComfyLease.url)).all())
+            if url is not None:
+                choice = url
+            else:
+                # load: what the server's queue held at its last check and what we placed there since
+                free = [(running + pending + counts.get(u, 0), counts.get(u, 0), u) for u, running, pending in servers
+                        if u in fitting and counts.get(u, 0) < SLOTS]
+                if not free:
+                    return None
+                choice = min(free)[2]
+                # serialize acquirers of one server (PostgreSQL; SQLite's write transaction already is) and count again
+                s.execute(select(ComfyServer.url).where(ComfyServer.url == choice).with_for_update())
+                if (s.scalar(select(func.count()).select_from(ComfyLease).where(ComfyLease.url == choice)) or 0) >= SLOTS:
+                    return None
+            s.add(ComfyLease(holder=holder, url=choice, expires_at=expires))
+            return choice
+
+    def renew(self, holder: str, *, ttl_s: float) -> None:
+        with self.db.write() as s:
+            held = s.get(ComfyLease, holder)
+            if held is not None:
+                held.expires_at = self.clock.now() + timedelta(seconds=ttl_s)
+
+    def release(self, holder: str) -> None:
+        with self.db.write() as s:
+            s.execute(delete(ComfyLease).where(ComfyLease.holder == holder))
+
+    def leases(self) -> dict[str, int]:
+        """How many segments of ours each server holds now."""
+        with self.db.read() as s:
+            rows = s.execute(select(ComfyLease.url, func.count()).where(ComfyLease.expires_at >= self.clock.now())
+                             .group_by(ComfyLease.url)).all()
+        return {u: int(n) for u, n in rows}
+
+    def mark_unhealthy(self, url: str, error: str) -> None:
+        """A server that failed a segment's call: unhealthy until its next check finds it answering."""
+        self._record(url, {"healthy": False, "error": error[:500]})
 
 
 def merge_object_info(infos: dict[str, dict[str, Any]], *, healthy: set[str]) -> dict[str, Any]:

@@ -1,0 +1,433 @@
+"""ComfyUI benchmark (issue #11, Speed): the same graphs on the same real ComfyUI, called directly and through nodeloom.
+
+Run: .venv/bin/python bench/bench_comfyui.py [--quick] [--rounds N]      (needs `make comfyui`; CPU)
+
+One ComfyUI (tests/support/comfyui.py, `--cpu`) and one `nodeloom serve` process (`make run`'s configuration:
+embedded SQLite + SQL queue, embedded workers; the bench account's plan limits lifted, NODELOOM_COMFYUI_URLS set to
+that ComfyUI) are started by the bench. Each figure is measured in ALTERNATING rounds (direct, nodeloom, direct,
+nodeloom …) so that both sides see the same machine load, and every run on either side has an input of its own
+(EmptyImage's color), so ComfyUI's cache never answers for it.
+
+- direct: what a client of ComfyUI does — one socket (`/ws?clientId=…`) open for the whole run, `POST /prompt`
+  with our own prompt_id + client_id, wait for `executing {node: null}` of that prompt, `GET /history/{id}`,
+  `GET /view` of each output image;
+- nodeloom: `POST /api/v1/workflows/{id}/execute` with the color as the workflow's input, `GET …/poll` every
+  `--poll-ms` until COMPLETED, then `GET` of the output's signed URL.
+
+Graphs: the 3-node one (EmptyImage 64×64 → ImageInvert → SaveImage; in nodeloom input.integer → comfyui.EmptyImage
+→ comfyui.ImageInvert → comfyui.SaveImage → output.image) and a ≥ 200 ms one (EmptyImage 576×576 → ImageBlur radius
+15, σ 5 → SaveImage). Latency is end to end (submit → output bytes in hand), runs one after another; throughput is
+N runs submitted back to back, from the first submit to the last output fetched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: issue #11's targets for the heavy graph
+ADDED_P50_TARGET_MS = 20.0
+THROUGHPUT_TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A graph: EmptyImage of `size`² → ImageInvert (blur None) or ImageBlur(radius, sigma) → SaveImage."""
+
+    key: str
+    title: str
+    size: int
+    blur: tuple[int, float] | None = None
+
+
+LIGHT = Shape("light", "3-node (EmptyImage 64² → ImageInvert → SaveImage)", 64)
+HEAVY = Shape("heavy", "blur (EmptyImage 576² → ImageBlur r15 σ5 → SaveImage)", 576, (15, 5.0))
+
+
+def comfy_prompt(shape: Shape, color: int, prefix: str) -> dict[str, Any]:
+    """The API-format prompt a client sends ComfyUI (the same nodes nodeloom sends for its graph)."""
+    middle = ({"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}} if shape.blur is None else
+              {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": shape.blur[0],
+                                                     "sigma": shape.blur[1]}})
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": shape.size, "height": shape.size, "batch_size": 1,
+                                                     "color": color}},
+        "2": middle,
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
+    }
+
+
+def nodeloom_graph(shape: Shape, prefix: str) -> dict[str, Any]:
+    """The same graph as a nodeloom workflow; the color is the workflow's input `color`."""
+
+    def link(src: str, out: str) -> dict[str, str]:
+        return {"from": src, "output": out}
+
+    middle: dict[str, Any] = (
+        {"id": "inv", "type": "comfyui.ImageInvert", "inputs": {"image": link("empty", "image")}}
+        if shape.blur is None else
+        {"id": "inv", "type": "comfyui.ImageBlur", "inputs": {"image": link("empty", "image"),
+                                                              "blur_radius": shape.blur[0], "sigma": shape.blur[1]}})
+    return {"nodes": [
+        {"id": "color", "type": "input.integer", "params": {"name": "color", "default": 0, "min": 0,
+                                                             "max": 0xFFFFFF}},
+        {"id": "empty", "type": "comfyui.EmptyImage", "inputs": {"width": shape.size, "height": shape.size,
+                                                                 "batch_size": 1, "color": link("color", "value")}},
+        middle,
+        {"id": "save", "type": "comfyui.SaveImage", "inputs": {"images": link("inv", "image"),
+                                                               "filename_prefix": prefix}},
+        {"id": "out", "type": "output.image", "inputs": {"image": link("save", "images")}, "params": {"name": "image"}},
+    ]}
+
+
+class Colors:
+    """A distinct EmptyImage color for every run, on both sides (ComfyUI caches a prompt it has seen)."""
+
+    def __init__(self) -> None:
+        self._next = 0x010203
+
+    def __call__(self) -> int:
+        self._next = (self._next + 7919) % 0xFFFFFF
+        return self._next
+
+
+# --- the two clients -------------------------------------------------------------------------------------------
+
+class Direct:
+    """A client of ComfyUI itself: one socket for the session, our own prompt ids, /history, /view."""
+
+    name = "direct"
+
+    def __init__(self, url: str, colors: Colors):
+        self.url = url.rstrip("/")
+        self.colors = colors
+        self.client_id = f"bench-{uuid.uuid4().hex}"
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=120, trust_env=False)
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._done: dict[str, asyncio.Future[None]] = {}
+
+    async def start(self) -> None:
+        ws_url = self.url.replace("http://", "ws://", 1) + f"/ws?clientId={self.client_id}"
+        self._ws = await connect(ws_url, max_size=64 * 1024 * 1024, proxy=None, ping_interval=None)
+        while True:  # ComfyUI greets a registered socket with its status
+            frame = await self._ws.recv()
+            if isinstance(frame, str) and json.loads(frame).get("type") == "status":
+                break
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for frame in self._ws:
+                if not isinstance(frame, str):
+                    continue  # a preview
+                message = json.loads(frame)
+                data = message.get("data") or {}
+                kind, pid = message.get("type"), data.get("prompt_id")
+                done = self._done.get(pid) if isinstance(pid, str) else None
+                if done is None or done.done():
+                    continue
+                if kind == "executing" and data.get("node") is None:  # sent after the history entry is written
+                    done.set_result(None)
+                elif kind in ("execution_error", "execution_interrupted"):
+                    done.set_exception(RuntimeError(f"ComfyUI: {kind}: {json.dumps(data)[:500]}"))
+        finally:  # the socket closed: nothing more will come
+            for done in self._done.values():
+                if not done.done():
+                    done.set_exception(RuntimeError("ComfyUI's socket closed"))
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._ws is not None:
+            await self._ws.close()
+        await self.http.aclose()
+
+    async def prepare(self, shape: Shape) -> Shape:
+        return shape
+
+    async def submit(self, shape: Shape) -> str:
+        if self._reader is None or self._reader.done():
+            raise RuntimeError("ComfyUI's socket is closed")
+        pid = str(uuid.uuid4())
+        self._done[pid] = asyncio.get_running_loop().create_future()
+        prompt = comfy_prompt(shape, self.colors(), f"bench_direct_{shape.key}")
+        r = await self.http.post("/prompt", json={"prompt": prompt, "prompt_id": pid, "client_id": self.client_id})
+        if r.status_code != 200:
+            raise RuntimeError(f"POST /prompt answered {r.status_code}: {r.text[:500]}")
+        return pid
+
+    async def result(self, pid: str) -> list[bytes]:
+        await asyncio.wait_for(self._done.pop(pid), timeout=120)
+        entry = (await self.http.get(f"/history/{pid}")).json()[pid]
+        images = [image for out in entry["outputs"].values() for image in out.get("images", [])]
+        if not images:
+            raise RuntimeError(f"prompt {pid} has no image output: {json.dumps(entry)[:500]}")
+        got = []
+        for image in images:
+            r = await self.http.get("/view", params={"filename": image["filename"], "subfolder": image["subfolder"],
+                                                     "type": image["type"]})
+            r.raise_for_status()
+            got.append(r.content)
+        return got
+
+
+class Nodeloom:
+    """A client of nodeloom's API: execute, poll until COMPLETED, fetch the output's signed URL."""
+
+    name = "nodeloom"
+
+    def __init__(self, url: str, key: str, colors: Colors, *, poll_s: float = 0.01):
+        self.url = url.rstrip("/")
+        self.colors = colors
+        self.poll_s = poll_s
+        self.http = httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120,
+                                      trust_env=False)
+        self._workflows: dict[str, str] = {}
+
+    async def start(self) -> None:
+        deadline = time.monotonic() + 120
+        while True:  # until the pool has read the server's node types
+            r = await self.http.get("/api/v1/nodes/comfyui.ImageBlur")
+            if r.status_code == 200 and r.json().get("available"):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nodeloom's ComfyUI pool never offered comfyui.ImageBlur: {r.text[:300]}")
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def prepare(self, shape: Shape) -> Shape:
+        if shape.key not in self._workflows:
+            graph = nodeloom_graph(shape, f"bench_nodeloom_{shape.key}")
+            r = await self.http.post("/api/v1/workflows", json={"name": f"bench comfyui {shape.key}", "graph": graph})
+            if r.status_code != 201:
+                raise RuntimeError(f"create workflow answered {r.status_code}: {r.text[:800]}")
+            wid = r.json()["id"]
+            r = await self.http.post(f"/api/v1/workflows/{wid}/publish")
+            if r.status_code != 201:
+                raise RuntimeError(f"publish answered {r.status_code}: {r.text[:800]}")
+            self._workflows[shape.key] = wid
+        return shape
+
+    async def submit(self, shape: Shape) -> str:
+        wid = self._workflows[shape.key]
+        r = await self.http.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"color": self.colors()}})
+        if r.status_code != 202:
+            raise RuntimeError(f"execute answered {r.status_code}: {r.text[:500]}")
+        return str(r.json()["executionId"])
+
+    async def result(self, eid: str) -> list[bytes]:
+        deadline = time.monotonic() + 120
+        while True:
+            body = (await self.http.get(f"/api/v1/workflows/executions/{eid}/poll")).json()
+            status = body.get("status")
+            if status == "COMPLETED":
+                break
+            if status in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
+                raise RuntimeError(f"execution {eid} ended {status}: {json.dumps(body)[:800]}")
+            await asyncio.sleep(self.poll_s)
+        value = body["outputs"]["image"]
+        got = []
+        for image in value if isinstance(value, list) else [value]:
+            r = await self.http.get(image["url"])  # absolute (public URL) or relative to the API: httpx takes both
+            r.raise_for_status()
+            got.append(r.content)
+        return got
+
+
+Side = Direct | Nodeloom
+
+
+# --- measuring ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Samples:
+    latency_ms: list[float] = field(default_factory=list)
+    throughput: list[float] = field(default_factory=list)  # runs/s, one per round
+
+
+async def one_run(side: Side, shape: Shape) -> float:
+    t0 = time.perf_counter()
+    images = await side.result(await side.submit(shape))
+    elapsed = (time.perf_counter() - t0) * 1000
+    if not images or not all(images):
+        raise RuntimeError(f"{side.name}: no output bytes")
+    return elapsed
+
+
+async def burst(side: Side, shape: Shape, n: int) -> float:
+    """N runs submitted back to back; the results collected in order as they come. Runs/s."""
+    t0 = time.perf_counter()
+    ids = [await side.submit(shape) for _ in range(n)]
+    for run_id in ids:
+        if not await side.result(run_id):
+            raise RuntimeError(f"{side.name}: no output bytes")
+    return n / (time.perf_counter() - t0)
+
+
+async def alternate(sides: tuple[Side, Side], rounds: int, measure: Callable[[Side], Awaitable[None]]) -> None:
+    for _ in range(rounds):
+        for side in sides:  # direct, nodeloom, direct, nodeloom …
+            await measure(side)
+
+
+@dataclass
+class Config:
+    rounds: int = 5
+    light_runs: int = 8  # sequential runs per side per round
+    heavy_runs: int = 3
+    light_burst: int = 50  # runs submitted back to back per side per round
+    heavy_burst: int = 8
+
+
+async def measure_all(direct: Direct, nodeloom: Nodeloom, cfg: Config,
+                      log: Callable[[str], None] = print) -> dict[str, dict[str, Samples]]:
+    """Every figure for both graphs; {shape key: {side name: Samples}}."""
+    sides: tuple[Side, Side] = (direct, nodeloom)
+    results: dict[str, dict[str, Samples]] = {}
+    for shape, runs, n in ((LIGHT, cfg.light_runs, cfg.light_burst), (HEAVY, cfg.heavy_runs, cfg.heavy_burst)):
+        got = results[shape.key] = {side.name: Samples() for side in sides}
+        for side in sides:
+            await side.prepare(shape)
+            await one_run(side, shape)  # warm-up, not counted (first compile, first connection …)
+
+        async def sequential(side: Side, shape: Shape = shape, runs: int = runs,
+                             got: dict[str, Samples] = got) -> None:
+            for _ in range(runs):
+                got[side.name].latency_ms.append(await one_run(side, shape))
+
+        async def back_to_back(side: Side, shape: Shape = shape, n: int = n, got: dict[str, Samples] = got) -> None:
+            got[side.name].throughput.append(await burst(side, shape, n))
+
+        t0 = time.perf_counter()
+        await alternate(sides, cfg.rounds, sequential)
+        log(f"  {shape.key}: latency rounds done in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        await alternate(sides, cfg.rounds, back_to_back)
+        log(f"  {shape.key}: throughput rounds done in {time.perf_counter() - t0:.1f} s")
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def table(results: dict[str, dict[str, Samples]], cfg: Config) -> str:
+    """One table: both columns, the ratio, nodeloom − direct, the target and PASS/MISS where issue #11 sets one."""
+    rows: list[tuple[str, str, str, str, str, str, str]] = []
+    for shape, n in ((LIGHT, cfg.light_burst), (HEAVY, cfg.heavy_burst)):
+        if shape.key not in results:
+            continue
+        d, nl = results[shape.key]["direct"], results[shape.key]["nodeloom"]
+        heavy = shape is HEAVY
+        rows.append((shape.title, "", "", "", "", "", ""))
+        for label, q in (("end-to-end p50 (ms)", 0.5), ("end-to-end p99 (ms)", 0.99)):
+            dv, nv = percentile(d.latency_ms, q), percentile(nl.latency_ms, q)
+            target, verdict = "report", ""
+            if heavy and q == 0.5:
+                target = f"added ≤ {ADDED_P50_TARGET_MS:g} ms"
+                verdict = "PASS" if nv - dv <= ADDED_P50_TARGET_MS else "MISS"
+            rows.append((f"  {label}", f"{dv:.1f}", f"{nv:.1f}", f"{nv / dv:.2f}×", f"{nv - dv:+.1f}", target,
+                         verdict))
+        dt, nt = statistics.median(d.throughput), statistics.median(nl.throughput)
+        target, verdict = "report", ""
+        if heavy:
+            target = f"≥ {THROUGHPUT_TARGET:.0%} of direct"
+            verdict = "PASS" if nt >= THROUGHPUT_TARGET * dt else "MISS"
+        rows.append((f"  throughput (runs/s, {n} back to back)", f"{dt:.2f}", f"{nt:.2f}", f"{nt / dt:.0%}",
+                     f"{nt - dt:+.2f}", target, verdict))
+    header = ("graph / figure", "direct", "nodeloom", "ratio", "nl − direct", "target", "result")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = []
+    for r in (header, *rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:5], widths[1:5], strict=True)]
+        cells += [r[5].ljust(widths[5]), r[6]]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def describe(cfg: Config, poll_ms: float) -> str:
+    return (f"ComfyUI (CPU) called directly vs. through nodeloom serve (embedded SQLite + SQL queue, plan limits "
+            f"lifted); {cfg.rounds} alternating rounds each; latency: {cfg.light_runs} (3-node) / {cfg.heavy_runs} "
+            f"(blur) sequential runs per side per round; throughput: median of the rounds; nodeloom polled every "
+            f"{poll_ms:g} ms; every run a distinct color")
+
+
+# --- the bench itself --------------------------------------------------------------------------------------------
+
+async def bench(comfy_url: str, nodeloom_url: str, key: str, cfg: Config, *, poll_ms: float = 10.0,
+                log: Callable[[str], None] = print) -> str:
+    """Measure everything against running servers; the table (printed by the caller)."""
+    colors = Colors()
+    direct, nodeloom = Direct(comfy_url, colors), Nodeloom(nodeloom_url, key, colors, poll_s=poll_ms / 1000)
+    try:
+        await nodeloom.start()
+        await direct.start()
+        results = await measure_all(direct, nodeloom, cfg, log)
+    finally:
+        await direct.close()
+        await nodeloom.close()
+    return describe(cfg, poll_ms) + "\n\n" + table(results, cfg)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds, fewer runs (about a minute)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds per figure (default 5)")
+    parser.add_argument("--poll-ms", type=float, default=10.0, help="how often the nodeloom client polls")
+    args = parser.parse_args()
+    cfg = Config(rounds=2, light_runs=5, heavy_runs=2, light_burst=20, heavy_burst=4) if args.quick else Config()
+    if args.rounds is not None:
+        cfg.rounds = args.rounds
+
+    from tests.support.comfyui import ComfyServer, find_comfyui
+
+    from bench._server import BenchServer
+
+    env = find_comfyui()
+    if env is None:
+        print("skipping bench_comfyui.py: no ComfyUI environment (run `make comfyui`)")
+        return 0
+    t0 = time.perf_counter()
+    comfy = ComfyServer(Path(tempfile.mkdtemp(prefix="nodeloom-bench-comfyui-")), env=env).start()
+    srv = None
+    try:
+        srv = BenchServer(NODELOOM_COMFYUI_URLS=comfy.url)
+        print(f"ComfyUI {comfy.url} and nodeloom {srv.url} up in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(asyncio.run(bench(comfy.url, srv.url, srv.key, cfg, poll_ms=args.poll_ms,
+                                log=lambda s: print(s, flush=True))))
+    finally:
+        if srv is not None:
+            srv.close()
+        comfy.stop()
+    print(f"(whole bench: {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
