@@ -28,7 +28,7 @@ $(VENV)/.models: $(VENV)/.installed scripts/install-models.sh
 
 models: $(VENV)/.models
 
-web/dist/index.html: $(shell find web/src web/index.html web/package.json -type f 2>/dev/null)
+web/dist/index.html: $(shell find web/src web/index.html web/package.json clients/typescript/src -type f 2>/dev/null)
 	bash scripts/build-web.sh
 
 web: web/dist/index.html

@@ -179,7 +179,10 @@ class Direct:
         return pid
 
     async def result(self, pid: str) -> list[bytes]:
-        await asyncio.wait_for(self._done.pop(pid), timeout=120)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done[pid]), timeout=120)
+        finally:
+            del self._done[pid]
         entry = (await self.http.get(f"/history/{pid}")).json()[pid]
         images = [image for out in entry["outputs"].values() for image in out.get("images", [])]
         if not images:

@@ -19,7 +19,8 @@ def reachable(port: int) -> bool:
 
 
 def main() -> int:
-    scripts = ["bench_engine.py", "bench_platform.py", "bench_model_nodes.py"]
+    scripts = ["bench_engine.py", "bench_platform.py", "bench_model_nodes.py", "bench_vs_comfyui.py", "bench_comfyui.py",
+               "soak_rss.py"]
     if reachable(5432) and reachable(6379):
         scripts.append("bench_scale.py")
     else:

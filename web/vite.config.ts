@@ -1,6 +1,11 @@
 /// <reference types="vitest/config" />
-import { defineConfig } from "vite";
+import { fileURLToPath } from "node:url";
+import { defineConfig, searchForWorkspaceRoot } from "vite";
 import react from "@vitejs/plugin-react";
+
+// @nodeloom/client (clients/typescript) is used from its TypeScript source: no build step or install before
+// this one, and the dashboard always compiles against the client of the same checkout.
+const nodeloomClient = fileURLToPath(new URL("../clients/typescript/src/index.ts", import.meta.url));
 
 // The API server serves dist/ at "/" and the API at /api/v1 on the same origin.
 // In development, `npm run dev` proxies /api to a local server (NODELOOM_API, default :8000).
@@ -9,6 +14,9 @@ const apiTarget = process.env.NODELOOM_API ?? "http://127.0.0.1:8000";
 export default defineConfig({
   plugins: [react()],
   base: "/",
+  resolve: {
+    alias: { "@nodeloom/client": nodeloomClient },
+  },
   build: {
     outDir: "dist",
     emptyOutDir: true,
@@ -16,6 +24,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 800,
   },
   server: {
+    fs: { allow: [searchForWorkspaceRoot(process.cwd()), fileURLToPath(new URL("../clients/typescript/src", import.meta.url))] },
     proxy: { "/api": { target: apiTarget, changeOrigin: false } },
   },
   test: {

@@ -353,7 +353,9 @@ def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu
     scrub_secret_environment(node_secrets=node_secret_names(services.runnable))  # nodes never see them
     if services.celery is not None:
         run_celery_worker(celery=services.celery, queue=services.queue, runner=services.runner,
-                          duties=services.duties, queues=names, concurrency=concurrency)
+                          duties=services.duties, queues=names, concurrency=concurrency,
+                          sleeping=services.sleeping, sleeping_slots=settings.worker_sleeping_slots,
+                          watchdog_s=settings.watchdog_seconds())
         return
     w = services.worker(concurrency=concurrency, queues=names)
 

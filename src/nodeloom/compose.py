@@ -140,6 +140,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.comfy_runner.aclose()
+        await self.comfyui.aclose()
         await self.sender.aclose()
         await self.http.aclose()
         await self.hosted.aclose()
@@ -160,7 +161,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     url = settings.resolved_database_url
     if migrate:
         upgrade(url)
-    db = Database(url)
+    db = Database(url, synchronous=settings.sqlite_synchronous)
     worker_id = make_worker_id()
 
     # who and what: files, accounts, people, vendor keys and the hosted models they unlock
@@ -224,7 +225,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     http = GuardedClient(guard)
     media = MediaResolver(files, http, max_bytes=settings.max_fetch_bytes)
     cache = MemoryCache(settings.cache_entries_per_account)
-    pool = make_process_pool(settings.process_pool_size)
+    pool = make_process_pool(settings.process_pool_size, local_max_pixels=settings.cpu_local_max_pixels)
     sandbox = make_sandbox(settings)
     sleeping = SleepingSlots(min_seconds=settings.worker_lend_sleeps_from_seconds)
     metrics = Metrics(depth=queue.depth, statuses=executions.counts_by_status, comfyui=comfyui.servers)
@@ -232,6 +233,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
                                  sleeping=sleeping)
     comfy_runner = ComfySegmentRunner(
         comfyui, policy=comfy_policy, max_attempts=settings.comfyui_max_attempts,
+        cancel_requested=executions.cancel_was_requested,
         charge=lambda eid, nid, seconds, node_type, note: billing.charge_run_seconds(
             eid, nid, seconds, node_type=node_type, note=note))
     runner = ExecutionRunner(
@@ -241,7 +243,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         clock=clock, cache=cache, pool=pool, services=node_services, secrets=declared_secrets(node_types),
         limits=graph_limits, metrics=metrics, max_attempts=settings.max_attempts,
         options=RunOptions(concurrency=settings.graph_concurrency, node_timeout_s=settings.node_timeout_seconds,
-                           admit=billing.admit_fanout, segments={"comfyui": comfy_runner}),
+                           admit=billing.admit_fanout, segments={"comfyui": comfy_runner}, now=clock.time),
         work_root=settings.data_dir.resolve() / "work")
 
     # what every worker process also does

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     embedded_workers: bool = True
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     process_pool_size: int = Field(default=2, ge=0, le=64)
+    #: built-in image operations (Pillow/OpenCV/NumPy, which release the GIL) on images up to this many pixels run
+    #: on threads of the worker, not pickled through the process pool and back; larger ones, models and operators'
+    #: packs use the pool. 0: always the pool (when it has processes)
+    cpu_local_max_pixels: int = Field(default=2048 * 2048, ge=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)
@@ -126,7 +130,13 @@ class Settings(BaseSettings):
     sandbox_max_processes: int = Field(default=8, ge=1, le=256)
 
     # limits
-    max_nodes: int = Field(default=500, ge=1)
+    #: the most nodes one graph may have (ComfyUI itself fails near 1,000 with a recursion error; the engine is
+    #: linear and runs far larger graphs: raise it with NODELOOM_MAX_NODES)
+    max_nodes: int = Field(default=1000, ge=1)
+    #: SQLite only (docs/deployment.md "Durability"): NORMAL (default) — a committed execution survives a crash of
+    #: the process (and of every process); FULL — it also survives power loss or a kernel panic (an fsync at
+    #: every commit). PostgreSQL's own `synchronous_commit` decides there.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     max_params_bytes: int = Field(default=64 * 1024, ge=256)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,42 +196,182 @@ class Worker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+class CeleryRuns:
+    """The executions one Celery worker process runs, all on its one event loop (beside its periodic duties).
+
+    Each Celery task is a pool thread — a slot: it claims, then waits here until its execution ends. One whose
+    node falls asleep (`util.delay`, `SleepingSlots`) lends that slot back, as the embedded loop does: its task
+    returns while the execution sleeps on, so Celery hands the thread the next message (at most `sleeping_slots`
+    executions are lent at once). A task waits for room before claiming, so an execution that woke up takes its
+    slot back before anything new is claimed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, runner: ExecutionRunner, *, concurrency: int,
+                 sleeping: SleepingSlots | None = None, sleeping_slots: int = 0, poll_s: float = 0.1):
+        self.loop = loop
+        self.runner = runner
+        self.concurrency = concurrency
+        self.sleeping = sleeping if sleeping_slots > 0 else None
+        self.sleeping_slots = sleeping_slots
+        self.poll_s = poll_s
+        self._cond = threading.Condition()
+        self._running: dict[Future[None], str] = {}  # execution futures on the loop → their execution ids
+        self._lent: set[Future[None]] = set()  # those whose task returned while they sleep
+        self._tasks: set[asyncio.Task[Any]] = set()  # the same runs, as the loop's tasks (for shutdown)
+
+    def armed(self) -> bool:
+        """Executions run here (this worker holds leases): the loop watchdog's condition."""
+        with self._cond:
+            return bool(self._running)
+
+    def busy(self) -> int:
+        """Slots held: executions running here, less those asleep (at most `sleeping_slots` of them)."""
+        with self._cond:
+            running = list(self._running.values())
+        if self.sleeping is None:
+            return len(running)
+        asleep = sum(1 for eid in running if self.sleeping.is_asleep(eid))
+        return len(running) - min(asleep, self.sleeping_slots)
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Before claiming: True once fewer than `concurrency` slots are held (always, unless sleeps lend slots:
+        without lending, Celery's threads are the slots)."""
+        if self.sleeping is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while self.busy() >= self.concurrency:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._cond:
+                self._cond.wait(min(self.poll_s, left))
+        return True
+
+    def run(self, claim: Claim, started: Any = None) -> None:
+        """Run the claimed execution on the loop; return when it ends, or once it sleeps and may lend its slot."""
+        future = asyncio.run_coroutine_threadsafe(self._guarded(claim, started), self.loop)
+        with self._cond:
+            self._running[future] = claim.execution_id
+        future.add_done_callback(self._ended)
+        if self.sleeping is None:
+            future.result()
+            return
+        while True:
+            try:
+                future.result(timeout=self.poll_s)
+                return
+            except TimeoutError:
+                pass
+            if self.sleeping.is_asleep(claim.execution_id) and self._lend(future):
+                log.debug("execution %s sleeps: its Celery slot is lent back", claim.execution_id)
+                return
+
+    def _lend(self, future: Future[None]) -> bool:
+        with self._cond:
+            if future.done() or len(self._lent) >= self.sleeping_slots:
+                return False
+            self._lent.add(future)
+            return True
+
+    def _ended(self, future: Future[None]) -> None:
+        with self._cond:
+            self._running.pop(future, None)
+            self._lent.discard(future)
+            self._cond.notify_all()
+
+    async def _guarded(self, claim: Claim, started: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self.runner.run(claim, started)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution %s crashed in the runner; its lease will expire and it will be retried",
+                          claim.execution_id)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Hand back what still runs here (lent executions: Celery's warm shutdown already waited for its tasks)."""
+
+        async def cancel_all() -> None:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()  # the runner hands the job back to the queue
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if not self.loop.is_running():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=timeout)
+        except Exception:
+            log.exception("handing back the executions still running failed")
+
+
+def message_queues(delivery_info: Any, queues: tuple[str, ...]) -> tuple[str, ...]:
+    """The queue a Celery message came from (its routing key), where it is one this worker serves; else all."""
+    routing_key = delivery_info.get("routing_key") if isinstance(delivery_info, dict) else None
+    return (routing_key,) if routing_key in queues else queues
+
+
 def run_celery_worker(*, celery: Any, queue: QueueBackend, runner: ExecutionRunner, duties: Sequence[Duty],
-                      queues: tuple[str, ...], concurrency: int, loglevel: str = "INFO") -> None:
+                      queues: tuple[str, ...], concurrency: int, loglevel: str = "INFO",
+                      sleeping: SleepingSlots | None = None, sleeping_slots: int = 0, watchdog_s: float = 0.0) -> None:
     """`nodeloom worker` on the Celery queue: a thin wrapper over Celery's own worker.
 
     Tasks run on Celery's thread pool; each hands its execution to the runner on one asyncio loop that
-    also runs this worker's periodic duties (sweepers, webhook sender).
+    also runs this worker's periodic duties (sweepers, webhook sender) and, with `watchdog_s`, the loop
+    watchdog (armed while executions run here). A message means "work is ready in this queue": it takes the
+    turn the fair order gives (`QueueBackend.claim_many`, as the embedded loop claims), which may be another
+    account's job than the one it names; the named one, still waiting, is then sent again. So one account's
+    backlog in the broker never starves another account's run.
     """
     from nodeloom.queue.celery import TASK_NAME  # Celery is optional: imported when used
 
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     worker_id = make_worker_id()
+    runs = CeleryRuns(loop, runner, concurrency=concurrency, sleeping=sleeping, sleeping_slots=sleeping_slots)
+    watchdog = LoopWatchdog(watchdog_s, armed=runs.armed) if watchdog_s > 0 else None
 
     def loop_main() -> None:
         asyncio.set_event_loop(loop)
         idle = Worker(queue=queue, runner=runner, concurrency=1, poll_interval=3600, queues=(), duties=duties)
-        loop.run_until_complete(idle.run_periodic(stop))
+
+        async def main() -> None:
+            await asyncio.gather(idle.run_periodic(stop), *([watchdog.run(stop)] if watchdog is not None else []))
+
+        loop.run_until_complete(main())
 
     thread = threading.Thread(target=loop_main, name="nodeloom-loop", daemon=True)
     thread.start()
 
     @celery.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
     def execute(task: Any, execution_id: str) -> None:
-        # claimed and started (marked RUNNING) in one transaction, as the embedded loop does
-        claimed = queue.claim_execution(execution_id=execution_id, worker_id=worker_id, start=runner.start_in)
-        if claimed is None:
+        if not runs.wait_for_room(timeout=5.0):  # executions that woke from a sleep took the slots back
+            raise task.retry(countdown=1.0)
+        # claimed and started (marked RUNNING) in one transaction, as the embedded loop does, in fair order
+        claimed = queue.claim_many(worker_id=worker_id, queues=message_queues(task.request.delivery_info, queues),
+                                   limit=1, start=runner.start_in)
+        if not claimed:
             if queue.is_waiting(execution_id):  # capped by its plan's concurrency: try again shortly
                 raise task.retry(countdown=1.0)
             return  # done, cancelled, or a live worker holds it: this message was a duplicate
-        claim, started = claimed
-        asyncio.run_coroutine_threadsafe(runner.run(claim, started), loop).result()
+        claim, started = claimed[0]
+        if claim.execution_id != execution_id and queue.is_waiting(execution_id):
+            try:  # this message served another turn: send it again for its own job
+                task.retry(countdown=0, throw=False)
+            except Exception:  # the broker refused: the sweeper re-publishes the job once it is stale
+                log.exception("sending the message for %s again failed", execution_id)
+        runs.run(claim, started)
 
     try:
         celery.worker_main(["worker", "-Q", ",".join(queues), "-c", str(concurrency), "--pool", "threads",
                             "-n", f"nodeloom-{worker_id.split(':')[-1]}@%h", "--loglevel", loglevel,
                             "--without-gossip", "--without-mingle"])
     finally:
+        runs.shutdown()
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=10)

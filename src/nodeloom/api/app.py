@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from nodeloom.api import errors
+from nodeloom.api import errors, openapi
 from nodeloom.api.idempotency import IdempotencyMiddleware
 from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from nodeloom.api.ratelimit import RateLimitMiddleware
@@ -21,6 +21,13 @@ from nodeloom.compose import Services, build
 from nodeloom.settings import Settings
 
 log = logging.getLogger("nodeloom.api")
+
+API_DESCRIPTION = (
+    "Node-based AI workflows as a REST API. Authenticate with `Authorization: Bearer sk-…`; each operation names "
+    "the scope it needs. Every 4xx/5xx answer is `{\"error\": {\"code\", \"message\", \"details\"?, …}}` "
+    "(`ErrorEnvelope`); every answer carries `X-Request-Id` and `X-RateLimit-Limit/Remaining/Reset`, and a 429 "
+    "`Retry-After`. The guide is docs/api.md in the repository.")
+
 
 def find_web_dist(configured: Path | None) -> Path:
     """The built dashboard: NODELOOM_WEB_DIST, else web/dist beside the source tree (editable installs),
@@ -52,9 +59,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             await svc.aclose()
 
     app = FastAPI(title="nodeloom", version="0.1.0", lifespan=lifespan,
-                  description="Node-based AI workflows as a REST API. See API.md for the contract.")
+                  description=API_DESCRIPTION)
     app.state.services = svc
     errors.install(app)
+    openapi.install(app)  # /openapi.json: typed answers, our error envelope, the bearer scheme and scopes
     for router in (executions.router, workflows.router, files.router, keys.router, nodes.router, webhooks.router):
         app.include_router(router)
     app.include_router(usage.router)

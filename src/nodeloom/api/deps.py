@@ -9,9 +9,11 @@ on its thread pool, a hop per dependency per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 
 from nodeloom.engine.registry import Registry
 from nodeloom.errors import Forbidden, Unauthorized
@@ -180,6 +182,10 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
+#: each `require(scope)` check and its scope (api/openapi.py publishes it as the operation's security requirement)
+SCOPE_CHECKS: dict[Callable[..., Any], str] = {}
+
+
 def require(scope: str) -> Any:
     def check(request: Request) -> Principal:
         principal = authenticate(request)
@@ -187,7 +193,19 @@ def require(scope: str) -> Any:
             raise Forbidden(f"this API key needs scope '{scope}'")
         return principal
 
+    SCOPE_CHECKS[check] = scope
     return Depends(check)
+
+
+def scope_of(dependant: Dependant) -> str | None:
+    """The scope an operation needs: that of the `require(scope)` check among its dependencies, if any."""
+    for sub in dependant.dependencies:
+        scope = SCOPE_CHECKS.get(sub.call) if sub.call is not None else None
+        if scope is None:
+            scope = scope_of(sub)
+        if scope is not None:
+            return scope
+    return None
 
 
 ExecuteScope = Annotated[Principal, require("execute")]

@@ -24,7 +24,17 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
+GREETER: dict[str, Any] = {"nodes": [
+    {"id": "prompt", "type": "input.text", "params": {"name": "prompt", "default": "world"}},
+    {"id": "tpl", "type": "text.template", "inputs": {"text": {"from": "prompt", "output": "text"}},
+     "params": {"template": "Hello {{ text }}!"}},
+    {"id": "out", "type": "output.text", "inputs": {"text": {"from": "tpl", "output": "text"}},
+     "params": {"name": "greeting"}}]}
+
+
 class WorkflowCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Greeter", "graph": GREETER}]})
+
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     graph: dict[str, Any]
@@ -59,6 +69,11 @@ class GraphBody(Body):
 
 
 class ExecuteBody(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"inputs": {"prompt": "a red fox"}},
+        {"inputs": {"prompt": "a red fox"}, "version": 1, "webhookUrl": "https://example.com/hooks/nodeloom",
+         "webhookEvents": ["completed", "failed"]}]})
+
     inputs: dict[str, Any] = Field(default_factory=dict)
     version: VersionNumber | Literal["draft"] | None = None
     webhookUrl: str | None = Field(default=None, max_length=2048)
@@ -67,11 +82,16 @@ class ExecuteBody(Body):
 
 
 class EstimateBody(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": {"prompt": "a red fox"}}]})
+
     inputs: dict[str, Any] = Field(default_factory=dict)
     version: VersionNumber | Literal["draft"] | None = None
 
 
 class KeyCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "render worker", "scopes": ["execute", "read"], "expiresAt": "2027-06-30T00:00:00Z"}]})
+
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
     expiresAt: datetime | None = Field(default=None, strict=False)

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from nodeloom.engine import events as ev
@@ -36,6 +37,8 @@ class RunOptions:
     admit: Callable[[str, NodeInstance, int], Awaitable[None]] | None = None
     #: who runs the segments of each kind (engine/segments.py): {"comfyui": ...}
     segments: Mapping[str, SegmentRunner] = field(default_factory=dict)
+    #: the wall clock (epoch seconds) nodes' `startedAt`/`completedAt` are read from (the services' Clock.time)
+    now: Callable[[], float] = time.time
 
 
 class _Failed(Exception):
@@ -87,8 +90,13 @@ async def run(
                 if item is not None and item.type != ev.NODE_PROGRESS:
                     yield item
             extra = dict(failure.extra or {})
-            yield ev.Event(ev.NODE_FAILED, failure.node_id, {
-                "nodeId": failure.node_id, "error": {"code": failure.code, "message": failure.message, **extra}})
+            failed: dict[str, Any] = {"nodeId": failure.node_id,
+                                      "error": {"code": failure.code, "message": failure.message, **extra}}
+            ended = state.options.now()
+            if failure.node_id in state.started:
+                failed["startedAt"] = instant(state.started[failure.node_id])
+            failed["completedAt"] = instant(ended)
+            yield ev.Event(ev.NODE_FAILED, failure.node_id, failed)
             yield ev.Event(ev.EXECUTION_FAILED, None, {"error": {
                 "code": failure.code, "message": failure.message, "nodeId": failure.node_id, **extra}})
             return
@@ -109,7 +117,7 @@ class _ReadySet:
 
     __slots__ = ("graph", "execution_id", "account_id", "inputs", "env", "cache", "cancel", "options", "queue",
                  "results", "keys", "sem", "remaining", "children", "tasks", "failure", "fanned_runs", "segments",
-                 "units", "__weakref__")
+                 "units", "started", "__weakref__")
 
     def __init__(
         self,
@@ -148,8 +156,10 @@ class _ReadySet:
             for nid in graph.order:
                 for parent in graph.nodes[nid].parents:
                     self.children[parent].append(nid)
-            for nid in list(self.remaining):
-                self.remaining[nid] -= set(self.results)
+            done = set(self.results)
+            if done:
+                for nid in list(self.remaining):
+                    self.remaining[nid] -= done
         else:
             self._plan_units()
         #: the running node tasks by unit id (node or segment) (a node runs at most once per run)
@@ -158,6 +168,8 @@ class _ReadySet:
         self.failure: NodeError | None = None
         #: how many elements each fan-out ran (what it is charged for)
         self.fanned_runs: dict[str, int] = {}
+        #: when each node that ran started (epoch seconds), for its events' `startedAt`
+        self.started: dict[str, float] = {}
 
     def _plan_units(self) -> None:
         """Units, their parents and children when the graph has segments: a segment waits for what any of its
@@ -232,9 +244,10 @@ class _ReadySet:
                        if p.required and p.default is None and p.name in node.links and kwargs.get(p.name) is None]
             if missing:
                 results[nid] = {p.name: None for p in node.type.outputs}
+                at = instant(self.options.now())
                 queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {
-                    "nodeId": nid, "cached": False, "skipped": True, "durationMs": 0,
-                    "message": "skipped: no value for " + ", ".join(missing)}, results[nid]))
+                    "nodeId": nid, "cached": False, "skipped": True, "durationMs": 0, "startedAt": at,
+                    "completedAt": at, "message": "skipped: no value for " + ", ".join(missing)}, results[nid]))
                 return
             key = self.keys[nid]
             cache = self.cache
@@ -244,11 +257,16 @@ class _ReadySet:
                 hit = await cache.get(key)
                 if hit is not None:
                     results[nid] = hit
-                    queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": True,
-                                                                    "durationMs": 0}, hit))
+                    at = instant(self.options.now())
+                    queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": True, "durationMs": 0,
+                                                                    "startedAt": at, "completedAt": at}, hit))
                     return
+            now = self.options.now
+            self.started[nid] = began = now()
+            started_at = instant(began)
             started = time.perf_counter()
-            queue.put_nowait(ev.Event(ev.NODE_STARTED, nid, {"nodeId": nid, "nodeType": node.type.type}))
+            queue.put_nowait(ev.Event(ev.NODE_STARTED, nid, {"nodeId": nid, "nodeType": node.type.type,
+                                                             "startedAt": started_at}))
             try:
                 out = await self.run_fanned(node, kwargs) if node.fanned_inputs else await self.call(node, kwargs, None)
             except (NodeCancelled, asyncio.CancelledError):
@@ -262,7 +280,8 @@ class _ReadySet:
             if cache is not None:
                 await cache.put(key, out)
             duration = round((time.perf_counter() - started) * 1000, 3)
-            data: dict[str, Any] = {"nodeId": nid, "cached": False, "durationMs": duration}
+            data: dict[str, Any] = {"nodeId": nid, "cached": False, "durationMs": duration, "startedAt": started_at,
+                                    "completedAt": instant(now())}
             if nid in self.fanned_runs:
                 data["elements"] = self.fanned_runs[nid]  # how many times a fan-out ran (what it is charged for)
             queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, data, out))
@@ -280,8 +299,19 @@ class _ReadySet:
                                         f"({first.type.type})", code=f"{seg.kind}_unavailable", node_id=seg.first))
             inside = set(seg.nodes)
             values = {nid: self.gather_inputs(graph.nodes[nid], skip=inside) for nid in seg.nodes}
+            now, began = self.options.now, self.options.now()
+            seg_started = instant(began)
+            self.started.setdefault(seg.first, began)
+            member_started: dict[str, str] = {}
 
             def report(kind: str, node_id: str, data: dict[str, Any], outputs: dict[str, Any] | None) -> None:
+                if kind == ev.NODE_STARTED:
+                    self.started[node_id] = t = now()
+                    data = {**data, "startedAt": data.get("startedAt") or instant(t)}
+                    member_started[node_id] = data["startedAt"]
+                elif kind in (ev.NODE_COMPLETED, ev.NODE_FAILED):
+                    data = {"startedAt": member_started.get(node_id, seg_started), "completedAt": instant(now()),
+                            **data}
                 if kind == ev.NODE_COMPLETED:
                     results[node_id] = outputs or {}
                 queue.put_nowait(ev.Event(kind, node_id, data, (outputs or {}) if kind == ev.NODE_COMPLETED else None))
@@ -301,12 +331,14 @@ class _ReadySet:
             except Exception as exc:
                 raise _Failed(NodeError(f"{type(exc).__name__}: {exc}", node_id=seg.first)) from exc
             duration = round((time.perf_counter() - started) * 1000, 3)
+            ended = instant(now())
             for nid in seg.members:
                 if nid in ctx.reported:
                     continue
                 results[nid] = out.get(nid) or {}
-                queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {"nodeId": nid, "cached": False,
-                                                                   "durationMs": duration}, results[nid]))
+                queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {
+                    "nodeId": nid, "cached": False, "durationMs": duration,
+                    "startedAt": member_started.get(nid, seg_started), "completedAt": ended}, results[nid]))
 
     def gather_inputs(self, node: NodeInstance, skip: set[str] | None = None) -> dict[str, Any]:
         results = self.results
@@ -371,6 +403,12 @@ class _ReadySet:
         outs = await asyncio.gather(*(one(i) for i in range(n)))
         names = [p.name for p in node.type.outputs] or sorted({k for o in outs for k in o})
         return {name: [o.get(name) for o in outs] for name in names}
+
+
+def instant(t: float) -> str:
+    """Epoch seconds as the API writes instants (ISO 8601 UTC, milliseconds, Z)."""
+    dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _detached(error: NodeError) -> NodeError:

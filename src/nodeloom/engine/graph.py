@@ -21,7 +21,7 @@ MAX_ID_LENGTH = 64
 
 @dataclass(frozen=True)
 class Limits:
-    max_nodes: int = 500
+    max_nodes: int = 1000  # Settings.max_nodes (NODELOOM_MAX_NODES) is what a server uses
     max_params_bytes: int = 64 * 1024
     max_links_per_node: int = 64
 

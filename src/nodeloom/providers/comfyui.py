@@ -771,6 +771,8 @@ class ComfyClient:
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)
         try:
+            if len(response.content) > 256 * 1024:  # /object_info is megabytes: parsed off the event loop
+                return await asyncio.to_thread(response.json)
             return response.json()
         except ValueError as exc:
             raise self._fail(path) from exc
@@ -854,6 +856,8 @@ class EventStream:
                     executed.add(event.node)
                 yield event
         entry = located.entry if located is not None and located.entry is not None else None
+        if entry is None and finished:  # the END frame: the history entry is written, one read brings it
+            entry = await client.history(prompt_id)
         if entry is None:
             entry = await client.wait_done(prompt_id, deadline=deadline)
         for event in _missed(entry, started=started, executed=executed):

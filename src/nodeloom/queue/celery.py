@@ -3,6 +3,11 @@
 The broker only carries "execution X is ready"; the jobs table (leases, heartbeats, attempts) stays the
 source of truth. A lost message or a dead worker is repaired by the sweeper every worker runs, within
 one lease period — never by waiting for the broker's visibility timeout.
+
+A message is a turn, not an order: the worker that receives it claims the job the fair order gives in that
+queue (`claim_many`, rotating between accounts as the `sql` queue does), and sends the message again when that
+was another job than the one it names and the named one still waits (`worker.run_celery_worker`). The broker's
+first-in-first-out order therefore never lets one account's backlog starve another account's run.
 """
 
 from __future__ import annotations

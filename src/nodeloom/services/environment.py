@@ -9,8 +9,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
 
+from PIL import Image
 from sqlalchemy import select
 
 from nodeloom.storage.db import Database
@@ -18,14 +20,54 @@ from nodeloom.storage.models import ExecutionNode
 
 T = TypeVar("T")
 
+#: modules whose `run_cpu` functions are pure Pillow/OpenCV/NumPy work on their arguments — no model, no global
+#: state, and libraries that release the GIL for the work itself. On images up to the pool's `local_max_pixels`
+#: they run in this process (pickling an image to a child and its result back costs more than inverting it);
+#: anything else — models, operators' packs, larger images — still goes to the process pool.
+LOCAL_MODULES = frozenset({"nodeloom.nodes.core", "nodeloom.nodes.image", "nodeloom.nodes.image_adjust",
+                           "nodeloom.nodes.image_compose", "nodeloom.nodes.image_mask",
+                           "nodeloom.nodes.image_analyze"})
+#: at most this many pixels in all (64² is 4,096): run on the event loop itself (well under a millisecond of work,
+#: less than a thread hop costs)
+INLINE_MAX_PIXELS = 128 * 128
+#: ... and with no number among the arguments larger than this (a size or padding could make the result large)
+INLINE_MAX_NUMBER = 256
+
+
+def inline_ok(args: tuple[Any, ...]) -> bool:
+    """No argument asks for more work than the image's size says (a large target size, padding, radius)."""
+    for arg in args:
+        for item in arg if isinstance(arg, (list, tuple)) else (arg,):
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and abs(item) > INLINE_MAX_NUMBER:
+                return False
+            if isinstance(item, (list, tuple)) and len(item) > INLINE_MAX_NUMBER:
+                return False
+    return True
+
+
+def image_pixels(args: tuple[Any, ...]) -> int | None:
+    """The pixels of the images among `args` (and in lists of them), or None when an argument is something whose
+    size we cannot see (then the call is not judged small)."""
+    total = 0
+    for arg in args:
+        items = arg if isinstance(arg, (list, tuple)) else (arg,)
+        for item in items:
+            if isinstance(item, Image.Image):
+                total += item.width * item.height
+            elif isinstance(item, (bytes, bytearray, memoryview)) and len(item) > 1 << 20:
+                return None
+    return total
+
 
 class ResilientProcessPool:
     """A spawn-based process pool (fork is unsafe beside threads and an event loop) that replaces itself
     when a child dies (a segfaulting library, the OOM killer), so one crash does not break every later
     CPU-heavy node. The call that hit the broken pool is retried once on the new one."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, *, local_max_pixels: int = 0):
         self.size = size
+        #: images up to this many pixels are worked on in this process by the pure image functions (LOCAL_MODULES)
+        self.local_max_pixels = local_max_pixels
         self._pool = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
@@ -46,11 +88,11 @@ class ResilientProcessPool:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def make_process_pool(size: int) -> ResilientProcessPool | None:
+def make_process_pool(size: int, *, local_max_pixels: int = 0) -> ResilientProcessPool | None:
     """None means threads."""
     if size <= 0:
         return None
-    return ResilientProcessPool(size)
+    return ResilientProcessPool(size, local_max_pixels=local_max_pixels)
 
 
 class SleepingSlots:
@@ -74,6 +116,11 @@ class SleepingSlots:
         """Executions with at least one node asleep."""
         with self._lock:
             return len(self._sleeping)
+
+    def is_asleep(self, execution_id: str) -> bool:
+        """The execution has a node asleep now (a Celery task lends its slot back on this)."""
+        with self._lock:
+            return execution_id in self._sleeping
 
     def bind(self) -> asyncio.Event:
         """Called by the worker loop: an event set whenever an execution starts sleeping."""
@@ -113,23 +160,38 @@ class SleepingSlots:
 
 class ExecutionEnvironment:
     def __init__(self, *, db: Database, execution_id: str, pool: ResilientProcessPool | None,
-                 services: Mapping[str, Any], secrets: Mapping[str, str], memory: dict[str, dict[str, Any]]):
+                 services: Mapping[str, Any], secrets: Mapping[str, str], memory: dict[str, dict[str, Any]],
+                 workdir: Path | None = None):
         self.db = db
         self.execution_id = execution_id
         self.pool = pool
         self._services = services
+        #: the execution's own folder, made the first time a node asks for it (`ctx.service("workdir")`): most
+        #: executions never need one, and making and removing a folder costs milliseconds on some filesystems
+        self.workdir = workdir
+        self.workdir_made = False
         self._secrets = secrets
         self._memory = memory
 
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
-        if self.pool is None:
+        pool = self.pool
+        local = pool is None or pool.local_max_pixels > 0  # 0: the operator wants every call in the pool
+        pixels = image_pixels(args) if local and getattr(fn, "__module__", None) in LOCAL_MODULES else None
+        if pixels is not None and pixels <= INLINE_MAX_PIXELS and inline_ok(args):
+            return fn(*args)  # a small image: no thread hop, no pickling (nothing is copied between nodes)
+        if pool is None or (pixels is not None and pixels <= pool.local_max_pixels):
             return await asyncio.to_thread(fn, *args)
-        return await self.pool.run(fn, *args)
+        return await pool.run(fn, *args)
 
     async def run_thread(self, fn: Callable[..., T], /, *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
     def service(self, name: str) -> Any:
+        if name == "workdir" and self.workdir is not None:
+            if not self.workdir_made:
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                self.workdir_made = True
+            return self.workdir
         if name not in self._services:
             raise LookupError(f"service '{name}' is not configured on this server")
         return self._services[name]

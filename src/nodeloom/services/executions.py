@@ -229,6 +229,11 @@ class ExecutionService:
             return list(rows), ex.status
 
     # changing -----------------------------------------------------------------------------------------
+    def cancel_was_requested(self, execution_id: str) -> bool:
+        """Whether a caller asked to cancel the execution (not: whether it stopped for another reason)."""
+        with self.db.read() as s:
+            return bool(s.scalar(select(Execution.cancel_requested).where(Execution.id == execution_id)))
+
     def cancel(self, *, account_id: str, execution_id: str) -> dict[str, Any]:
         with self.db.write() as s:
             ex = self._get(s, account_id, execution_id)
@@ -257,7 +262,8 @@ class ExecutionService:
 def snapshot(s: Session, ex: Execution, *, queue: QueueBackend) -> dict[str, Any]:
     """The poll body as stored, read in the caller's session (media still stored-file markers:
     `files.render` signs their URLs). Webhook callbacks snapshot it inside the event's transaction."""
-    nodes = s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)).all()
+    # plain rows of the columns the body shows (no ORM objects to build and track: this is every poll's path)
+    nodes = s.execute(select(*_NODE_COLUMNS).where(ExecutionNode.execution_id == ex.id)).all()
     position = queue.position(s, ex.id) if ex.status == "QUEUED" else None
     body: dict[str, Any] = {
         "executionId": ex.id, "workflowId": ex.workflow_id,
@@ -274,7 +280,13 @@ def snapshot(s: Session, ex: Execution, *, queue: QueueBackend) -> dict[str, Any
     return body
 
 
-def _node_public(n: ExecutionNode) -> dict[str, Any]:
+_NODE_COLUMNS = (ExecutionNode.node_id, ExecutionNode.status, ExecutionNode.node_type, ExecutionNode.started_at,
+                 ExecutionNode.completed_at, ExecutionNode.cached, ExecutionNode.credits, ExecutionNode.outputs,
+                 ExecutionNode.error)
+
+
+def _node_public(n: Any) -> dict[str, Any]:
+    """A node's part of the poll body, from a row of `_NODE_COLUMNS` (or an ExecutionNode)."""
     out: dict[str, Any] = {"status": n.status, "nodeType": n.node_type, "startedAt": iso(n.started_at),
                            "completedAt": iso(n.completed_at), "cached": n.cached, "credits": float(n.credits)}
     if n.outputs is not None:

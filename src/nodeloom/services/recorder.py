@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from nodeloom.clock import Clock
@@ -29,6 +30,17 @@ STATUS_OF_EVENT = {ev.EXECUTION_COMPLETED: "COMPLETED", ev.EXECUTION_FAILED: "FA
                    ev.EXECUTION_CANCELLED: "CANCELLED"}
 #: how long the batch writer waits to gather more events into one transaction
 COALESCE_S = 0.005
+
+
+def _instant(data: dict[str, Any], key: str, default: datetime) -> datetime:
+    """The instant an engine event carries (`startedAt`, `completedAt`: when the node really started or ended)."""
+    value = data.get(key)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return default
 
 
 class LeaseLost(Exception):
@@ -77,9 +89,20 @@ class EventRecorder:
         with self.db.write() as s:
             ex = self.fenced(s, claim)
             now = self.clock.now()
-            # one query for every node row of the execution: the batch updates several and needs the count
-            node_rows: dict[str, ExecutionNode] = {
-                r.node_id: r for r in s.scalars(select(ExecutionNode).where(ExecutionNode.execution_id == ex.id))}
+            # one query for the node rows this batch changes (not every row of the execution: a batch of a
+            # 1,000-node graph touches a few), and one count of those already done, for the progress
+            touched = {e.node_id for e in events if e.node_id and e.type != ev.NODE_PROGRESS}
+            cancelling = any(e.type == ev.EXECUTION_CANCELLED for e in events)
+            node_rows: dict[str, ExecutionNode] = {}
+            if touched or cancelling:
+                query = select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)
+                if not cancelling:
+                    query = query.where(ExecutionNode.node_id.in_(touched))
+                node_rows = {r.node_id: r for r in s.scalars(query)}
+            done = 0
+            if any(e.type == ev.NODE_COMPLETED for e in events):
+                done = s.scalar(select(func.count()).select_from(ExecutionNode).where(
+                    ExecutionNode.execution_id == ex.id, ExecutionNode.status == "COMPLETED")) or 0
 
             def node_row(nid: str) -> ExecutionNode:
                 if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
@@ -105,20 +128,24 @@ class EventRecorder:
                 if event.type == ev.NODE_COMPLETED and nid:
                     row = node_row(nid)
                     outputs, resumable = serialized.nodes[id(event)]
-                    row.status, row.completed_at, row.cached = "COMPLETED", now, bool(data.get("cached"))
-                    row.started_at = row.started_at or now
+                    if row.status != "COMPLETED":
+                        done += 1
+                    row.status, row.cached = "COMPLETED", bool(data.get("cached"))
+                    row.completed_at = _instant(data, "completedAt", now)
+                    row.started_at = _instant(data, "startedAt", row.started_at or row.completed_at)
                     row.outputs, row.resumable = outputs, resumable
-                    done = sum(1 for r in node_rows.values() if r.status == "COMPLETED")
                     ex.progress = min(0.99, done / max(1, len(graph.nodes)))
                     data["outputs"] = outputs
                     self.lifecycle.node_completed(s, ex, row, graph.nodes[nid], data)
                     continue
                 if event.type == ev.NODE_STARTED and nid:
                     row = node_row(nid)
-                    row.status, row.started_at = "RUNNING", now
+                    row.status, row.started_at = "RUNNING", _instant(data, "startedAt", now)
                 elif event.type == ev.NODE_FAILED and nid:
                     row = node_row(nid)
-                    row.status, row.completed_at, row.error = "FAILED", now, data.get("error")
+                    row.status, row.error = "FAILED", data.get("error")
+                    row.completed_at = _instant(data, "completedAt", now)
+                    row.started_at = _instant(data, "startedAt", row.started_at or row.completed_at)
                 self.lifecycle.event(s, ex, type=event.type, data=data)
 
 

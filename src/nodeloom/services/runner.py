@@ -139,11 +139,9 @@ class ExecutionRunner:
                                     error={"code": "invalid_graph", "message": str(exc)})
             return
         completed_live = await asyncio.to_thread(self._rehydrate, graph, start.completed) if start.completed else {}
-        workdir = self.work_root / eid
-        workdir.mkdir(parents=True, exist_ok=True)
-        env = ExecutionEnvironment(db=self.db, execution_id=eid, pool=self.pool,
-                                   services={**self.services, "workdir": workdir}, secrets=self.secrets,
-                                   memory=start.memory)
+        workdir = self.work_root / eid  # made when a node first asks for it
+        env = ExecutionEnvironment(db=self.db, execution_id=eid, pool=self.pool, services=self.services,
+                                   secrets=self.secrets, memory=start.memory, workdir=workdir)
         cancel = asyncio.Event()
         lost = asyncio.Event()
         outputs: dict[str, Any] = {}  # output name → its stored JSON, as output nodes complete
@@ -182,7 +180,8 @@ class ExecutionRunner:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             await writer.abort()
-            shutil.rmtree(workdir, ignore_errors=True)
+            if env.workdir_made or claim.attempt > 1:  # (an earlier attempt may have left one behind)
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
         if lost.is_set():
             raise LeaseLost()
 

@@ -25,7 +25,6 @@ from typing import Any, cast
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +33,7 @@ from nodeloom.clock import Clock
 from nodeloom.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
 from nodeloom.services.accounts import AccountService
 from nodeloom.services.ids import new_id
-from nodeloom.services.limits import RateLimited
+from nodeloom.services.limits import RateLimited, SweptMemoryStorage
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Account
 from nodeloom.storage.models_users import User, UserSession
@@ -72,7 +71,7 @@ class LoginThrottle:
 
     def __init__(self, *, attempts: int, window_seconds: int):
         self.item: RateLimitItem = RateLimitItemPerSecond(attempts, window_seconds)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = MovingWindowRateLimiter(SweptMemoryStorage())
 
     def check(self, key: str, *, what: str = "sign-in attempts") -> None:
         if self.limiter.test(self.item, key):

@@ -10,8 +10,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+#: SQLite's `synchronous` levels we allow: NORMAL (WAL: a commit survives any process crash) and FULL (WAL: it also
+#: survives power loss — the WAL is fsync'd at every commit)
+SYNCHRONOUS = ("NORMAL", "FULL")
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+def make_engine(url: str, *, synchronous: str = "NORMAL", **kwargs: Any) -> Engine:
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=20, max_overflow=20, **kwargs)
@@ -21,7 +27,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's own is broken)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -40,9 +46,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """Owns the engine; hands out sessions. `write()` commits on success; `read()` never writes."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, synchronous: str = "NORMAL"):
         self.url = url
-        self.engine = make_engine(url)
+        self.synchronous = synchronous
+        self.engine = make_engine(url, synchronous=synchronous)
         self.is_sqlite = url.startswith("sqlite")
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         read_engine = self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { installFetch } from "../test/http";
-import { ApiError, buildUrl, configureClient, describeError, http, setCsrfToken } from "./client";
+import { InsufficientCredits, NotFound, ValidationFailed } from "@nodeloom/client";
+import { ApiError, buildUrl, configureClient, describeError, http, nodeloom, setCsrfToken } from "./client";
 
 afterEach(() => {
   setCsrfToken(null);
@@ -76,5 +77,32 @@ describe("api client", () => {
     await http.post("/uploads", form);
     expect(calls[0].body).toBeInstanceOf(FormData);
     expect(calls[0].headers["Content-Type"]).toBeUndefined();
+  });
+
+  it("answers with @nodeloom/client's typed errors, from `http` and from the shared client alike", async () => {
+    installFetch(({ url }) =>
+      url.includes("missing")
+        ? { status: 404, body: { error: { code: "not_found", message: "No such execution." } } }
+        : { status: 402, body: { error: { code: "insufficient_credits", message: "Not enough credits.", required: 5, balance: 1, breakdown: [{ nodeId: "gen", nodeType: "x", credits: 5 }] } } },
+    );
+    const viaHttp = await http.get("/workflows/executions/ex_missing/poll").catch((e: unknown) => e);
+    expect(viaHttp).toBeInstanceOf(NotFound);
+    expect(viaHttp).toBeInstanceOf(ApiError);
+    const viaClient = await nodeloom.poll("ex_missing").catch((e: unknown) => e);
+    expect(viaClient).toBeInstanceOf(NotFound);
+    expect(viaClient).toMatchObject({ status: 404, code: "not_found", message: "No such execution." });
+    const credits = (await nodeloom.execute("wf_1", {}).catch((e: unknown) => e)) as InsufficientCredits;
+    expect(credits).toBeInstanceOf(InsufficientCredits);
+    expect(credits).toMatchObject({ required: 5, balance: 1 });
+    expect(credits.breakdown[0]).toMatchObject({ nodeId: "gen", credits: 5 });
+    expect(credits).not.toBeInstanceOf(ValidationFailed);
+  });
+
+  it("announces a 401 from the shared client to the session", async () => {
+    installFetch(() => ({ status: 401, body: { error: { code: "unauthorized", message: "Sign in." } } }));
+    const onUnauthorized = vi.fn();
+    configureClient({ onUnauthorized });
+    await expect(nodeloom.usage()).rejects.toMatchObject({ status: 401, code: "unauthorized" });
+    expect(onUnauthorized).toHaveBeenCalledTimes(1);
   });
 });

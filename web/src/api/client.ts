@@ -1,29 +1,15 @@
-// The HTTP transport: one `request` function that speaks the error envelope and CSRF.
+// The HTTP transport: one `request` function that speaks the error envelope and CSRF, and the dashboard's
+// instance of @nodeloom/client (runs, polls, event streams, uploads) over the same session-aware fetch.
 // Everything under /api/v1 is same-origin, so the session cookie rides along by itself.
 
-import type { ErrorBody, ErrorDetail } from "./types";
+import { APIError, errorClassFor, errorFor, Nodeloom, parseJson } from "@nodeloom/client";
 
 export const API_BASE = "/api/v1";
 
-/** Every failed call becomes an ApiError carrying the envelope's code, message and details. */
-export class ApiError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly details: ErrorDetail[];
-  readonly body: ErrorBody | null;
-  /** The whole parsed answer (fields beside `error`, if the server sent any). */
-  readonly raw: unknown;
-
-  constructor(args: { status: number; code: string; message: string; details?: ErrorDetail[]; body?: ErrorBody | null; raw?: unknown }) {
-    super(args.message);
-    this.name = "ApiError";
-    this.status = args.status;
-    this.code = args.code;
-    this.details = args.details ?? [];
-    this.body = args.body ?? null;
-    this.raw = args.raw ?? null;
-  }
-}
+/** Every failed call is an ApiError (@nodeloom/client's APIError: `NotFound`, `ValidationFailed`, … by status)
+ * carrying the envelope's code, message and details; `body` is the whole answer, `error` its envelope. */
+export const ApiError = APIError;
+export type ApiError = APIError;
 
 export type Query = Record<string, string | number | boolean | null | undefined>;
 
@@ -87,31 +73,19 @@ function isCsrfFailure(error: ApiError): boolean {
 
 /** Turns a non-2xx response into an ApiError, whatever its body holds. */
 export async function errorFromResponse(response: Response): Promise<ApiError> {
-  let body: unknown = null;
   const text = await response.text().catch(() => "");
-  if (text) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = null;
-    }
-  }
-  const envelope = (body as { error?: ErrorBody } | null)?.error;
+  const body = parseJson(text);
+  const envelope = (body as { error?: { message?: unknown } } | null)?.error;
   if (envelope && typeof envelope === "object" && typeof envelope.message === "string") {
-    return new ApiError({
-      status: response.status,
-      code: typeof envelope.code === "string" ? envelope.code : "error",
-      message: envelope.message,
-      details: Array.isArray(envelope.details) ? envelope.details : [],
-      body: envelope,
-      raw: body,
-    });
+    return errorFor(response.status, body, response.headers);
   }
   const statusText = response.statusText ? ` ${response.statusText}` : "";
-  return new ApiError({
+  const ErrorClass = errorClassFor(response.status);
+  return new ErrorClass({
     status: response.status,
     code: "http_error",
     message: `The server answered ${response.status}${statusText}.`,
+    headers: response.headers,
   });
 }
 
@@ -136,7 +110,7 @@ async function send(method: string, path: string, options: RequestOptions): Prom
     });
   } catch (cause) {
     if ((cause as Error)?.name === "AbortError") throw cause;
-    throw new ApiError({ status: 0, code: "network_error", message: "Could not reach the server. Check your connection and try again." });
+    throw new APIError({ status: 0, code: "network_error", message: "Could not reach the server. Check your connection and try again." });
   }
 }
 
@@ -167,9 +141,40 @@ async function parseBody<T>(response: Response): Promise<T> {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new ApiError({ status: response.status, code: "bad_response", message: "The server sent an answer that is not JSON." });
+    throw new APIError({ status: response.status, code: "bad_response", message: "The server sent an answer that is not JSON." });
   }
 }
+
+/**
+ * fetch as the dashboard sends it: same-origin credentials, the CSRF token on writes (refetched once and the
+ * request retried when the server refuses it for CSRF), a 401 announced to the session. Used by `nodeloom`.
+ */
+export async function sessionFetch(input: string, init: RequestInit = {}): Promise<Response> {
+  const method = (init.method ?? "GET").toUpperCase();
+  const base: Record<string, string> =
+    init.headers instanceof Headers ? Object.fromEntries(init.headers.entries()) : { ...(init.headers as Record<string, string> | undefined) };
+  const attempt = (token: string | null) => {
+    const headers = { ...base };
+    if (!SAFE_METHODS.has(method) && token) headers["X-CSRF-Token"] = token;
+    return (state.fetchImpl ?? fetch)(input, { ...init, headers, credentials: "same-origin" });
+  };
+  let response = await attempt(state.csrfToken);
+  if (response.status === 403 && !SAFE_METHODS.has(method) && state.refreshCsrf) {
+    const error = await errorFromResponse(response.clone());
+    if (isCsrfFailure(error)) {
+      const token = await state.refreshCsrf().catch(() => null);
+      if (token) {
+        state.csrfToken = token;
+        response = await attempt(token);
+      }
+    }
+  }
+  if (response.status === 401 && state.onUnauthorized) state.onUnauthorized(await errorFromResponse(response.clone()));
+  return response;
+}
+
+/** The dashboard's @nodeloom/client: this origin, the session cookie instead of an API key. */
+export const nodeloom = new Nodeloom({ baseUrl: "", apiKey: "", fetch: sessionFetch });
 
 export const http = {
   get: <T>(path: string, options?: RequestOptions) => request<T>("GET", path, options),

@@ -1,6 +1,7 @@
-// One function per REST endpoint the dashboard calls, grouped by resource.
+// One function per REST endpoint the dashboard calls, grouped by resource. Runs, polls, cancels and uploads go
+// through @nodeloom/client (`nodeloom`: idempotency keys, bounded retries, typed errors); the rest through `http`.
 
-import { http, request } from "./client";
+import { http, nodeloom, request } from "./client";
 import type {
   ApiKey,
   ComfyImportBody,
@@ -56,8 +57,10 @@ export const workflows = {
   publish: (id: string) => http.post<PublishResult>(`/workflows/${enc(id)}/publish`),
   versions: (id: string) => http.get<Page<WorkflowVersion> | { data: WorkflowVersion[] }>(`/workflows/${enc(id)}/versions`),
   version: (id: string, version: number) => http.get<WorkflowVersion>(`/workflows/${enc(id)}/versions/${version}`),
-  execute: (id: string, body: { inputs: Record<string, unknown>; version?: number | "draft" }) =>
-    http.post<ExecuteAccepted>(`/workflows/${enc(id)}/execute`, body),
+  execute: async (id: string, body: { inputs: Record<string, unknown>; version?: number | "draft" }): Promise<ExecuteAccepted> => {
+    const submitted = await nodeloom.execute(id, body.inputs, { version: body.version });
+    return { ...(submitted.raw as Partial<ExecuteAccepted>), executionId: submitted.executionId, status: submitted.status };
+  },
   updateWebhook: (
     id: string,
     body: { enabled: boolean; triggerSecret?: string; callbackUrl?: string | null; callbackEvents?: string[] },
@@ -73,8 +76,8 @@ export const workflows = {
 export const executions = {
   list: (query: { workflowId?: string; status?: string; limit?: number; cursor?: string | null }, signal?: AbortSignal) =>
     http.get<Page<ExecutionSummary>>("/workflows/executions", { query, signal }),
-  poll: (id: string, signal?: AbortSignal) => http.get<PollBody>(`/workflows/executions/${enc(id)}/poll`, { signal }),
-  cancel: (id: string) => http.post<unknown>(`/workflows/executions/${enc(id)}/cancel`),
+  poll: async (id: string, signal?: AbortSignal) => (await nodeloom.poll(id, { signal })).raw as unknown as PollBody,
+  cancel: (id: string) => nodeloom.cancel(id),
   eventsUrl: (id: string) => `/api/v1/workflows/executions/${enc(id)}/events`,
 };
 
@@ -95,9 +98,5 @@ export const usage = {
 };
 
 export const uploads = {
-  upload: (file: File) => {
-    const form = new FormData();
-    form.append("file", file, file.name);
-    return http.post<Upload>("/uploads", form);
-  },
+  upload: async (file: File): Promise<Upload> => (await nodeloom.upload(file, { filename: file.name })).raw as unknown as Upload,
 };

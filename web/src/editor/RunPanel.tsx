@@ -13,6 +13,7 @@ import { formatCredits, formatDuration, durationMs } from "../lib/format";
 import { isTerminal } from "../lib/runState";
 import { buildInputs } from "../lib/schemaFields";
 import { deriveInputs } from "../lib/workflowInputs";
+import { nodeTimings } from "../run/nodeTimings";
 import { cancelRun, runDraft } from "../run/runController";
 import { useEditorStore } from "../stores/editorStore";
 import { useGraphStore } from "../stores/graphStore";
@@ -39,6 +40,7 @@ export function RunPanel() {
   const executionId = useRunStore((state) => state.executionId);
   const runError = useRunStore((state) => state.error);
   const connection = useRunStore((state) => state.connection);
+  const timings = useMemo(() => nodeTimings(run, poll?.startedAt), [run, poll?.startedAt]);
 
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
@@ -173,6 +175,29 @@ export function RunPanel() {
               </dl>
               <h4 className="section-label">Outputs</h4>
               <OutputList outputs={poll.outputs} testIdPrefix="run-output" />
+            </>
+          )}
+          {timings.length > 0 && (
+            <>
+              <h4 className="section-label">Node times</h4>
+              <table className="table small" data-testid="run-node-times">
+                <thead>
+                  <tr>
+                    <th>Node</th>
+                    <th>Started</th>
+                    <th>Took</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {timings.map((row) => (
+                    <tr key={row.nodeId} data-node-id={row.nodeId}>
+                      <td className="mono">{row.nodeId}</td>
+                      <td>{row.offsetMs === null ? "—" : `+${formatDuration(row.offsetMs)}`}</td>
+                      <td>{formatDuration(row.durationMs)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
             </>
           )}
         </div>

@@ -13,6 +13,9 @@ export interface NodeRunState {
   steps?: { value: number; max: number } | null;
   error: string | null;
   credits: number | null;
+  /** When the node really started and finished (ISO, ms), from its events or the poll body. */
+  startedAt?: string | null;
+  completedAt?: string | null;
 }
 
 export interface RunSnapshot {
@@ -96,6 +99,14 @@ function updateNode(run: RunSnapshot, nodeId: string, change: Partial<NodeRunSta
   return { ...run, nodes, progress: Math.max(run.progress, completedShare(nodes)) };
 }
 
+/** The `startedAt`/`completedAt` an event or a node result carries (only those it has). */
+export function nodeTimes(data: { startedAt?: unknown; completedAt?: unknown }): Pick<NodeRunState, "startedAt" | "completedAt"> {
+  const times: Pick<NodeRunState, "startedAt" | "completedAt"> = {};
+  if (typeof data.startedAt === "string") times.startedAt = data.startedAt;
+  if (typeof data.completedAt === "string") times.completedAt = data.completedAt;
+  return times;
+}
+
 /** Advances the run by one SSE event (`type` from the `event:` line, `data` parsed from JSON). */
 export function applyRunEvent(run: RunSnapshot, type: string, data: Record<string, unknown>): RunSnapshot {
   const nodeId = typeof data.nodeId === "string" ? data.nodeId : null;
@@ -103,7 +114,7 @@ export function applyRunEvent(run: RunSnapshot, type: string, data: Record<strin
     case "execution.started":
       return { ...run, status: "RUNNING" };
     case "node.started":
-      return nodeId ? { ...updateNode(run, nodeId, { status: "running", progress: 0 }), status: "RUNNING" } : run;
+      return nodeId ? { ...updateNode(run, nodeId, { status: "running", progress: 0, ...nodeTimes(data) }), status: "RUNNING" } : run;
     case "node.progress": {
       if (!nodeId) return run;
       const steps = progressSteps(data);
@@ -116,11 +127,12 @@ export function applyRunEvent(run: RunSnapshot, type: string, data: Record<strin
             status: data.skipped === true ? "skipped" : data.cached === true ? "cached" : "completed",
             progress: 1,
             credits: typeof data.credits === "number" ? data.credits : null,
+            ...nodeTimes(data),
           })
         : run;
     case "node.failed":
       return nodeId
-        ? updateNode(run, nodeId, { status: "failed", error: errorText(data.error) ?? errorText(data.message) ?? "Failed." })
+        ? updateNode(run, nodeId, { status: "failed", error: errorText(data.error) ?? errorText(data.message) ?? "Failed.", ...nodeTimes(data) })
         : run;
     case "execution.completed":
       return { ...run, status: "COMPLETED", progress: 1 };
@@ -168,6 +180,7 @@ export function nodeStateFromResult(result: NodeResult): NodeRunState {
     progress: status === "completed" || status === "cached" ? 1 : null,
     error: errorText(result.error),
     credits: typeof result.credits === "number" ? result.credits : null,
+    ...nodeTimes(result),
   };
 }
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { configureClient } from "../api/client";
+import { configureClient, setCsrfToken } from "../api/client";
 import { useRunStore } from "../stores/runStore";
 import { installFetch } from "../test/http";
 import { runDraft, stopWatching, watchExecution } from "./runController";
@@ -48,6 +48,7 @@ afterEach(() => {
   stopWatching();
   vi.useRealTimers();
   configureClient({ fetchImpl: null });
+  setCsrfToken(null);
 });
 
 describe("run controller", () => {
@@ -95,5 +96,41 @@ describe("run controller", () => {
     useRunStore.getState().begin("ex_1", ["a"]);
     watchExecution("ex_1", { eventSource: null });
     await vi.waitFor(() => expect(useRunStore.getState().run?.status).toBe("COMPLETED"));
+  });
+
+  it("follows the events with @nodeloom/client over fetch by default, with the session's CSRF token on the run", async () => {
+    const event = (id: number, type: string, data: object) => `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+    const stream = [
+      event(1, "execution.started", {}),
+      event(2, "node.started", { nodeId: "a" }),
+      event(3, "node.progress", { nodeId: "a", progress: 0.5 }),
+      event(4, "node.completed", { nodeId: "a" }),
+      event(5, "execution.completed", {}),
+    ].join("");
+    const { calls } = installFetch(({ url }) => {
+      if (url.endsWith("/execute")) return { status: 202, body: { executionId: "ex_1", status: "QUEUED" } };
+      if (url.endsWith("/events")) return { text: stream };
+      return { body: POLL_DONE };
+    });
+    setCsrfToken("tok");
+    await runDraft("wf_1", { prompt: "fox" }, ["a"]);
+    expect(calls[0]).toMatchObject({ method: "POST", url: "/api/v1/workflows/wf_1/execute", body: { inputs: { prompt: "fox" }, version: "draft" } });
+    expect(calls[0].headers["X-CSRF-Token"]).toBe("tok");
+    expect(calls[0].headers["Idempotency-Key"]).toMatch(/^nlc-/);
+    await vi.waitFor(() => expect(useRunStore.getState().phase).toBe("finished"));
+    const events = calls.find((call) => call.url === "/api/v1/workflows/executions/ex_1/events");
+    expect(events?.headers.Accept).toBe("text/event-stream");
+    expect(useRunStore.getState().run?.nodes.a.status).toBe("completed");
+    expect(useRunStore.getState().poll?.creditsUsed).toBe(5);
+  });
+
+  it("polls when the event stream is refused", async () => {
+    installFetch(({ url }) =>
+      url.endsWith("/events") ? { status: 404, body: { error: { code: "not_found", message: "no stream" } } } : { body: POLL_DONE },
+    );
+    useRunStore.getState().begin("ex_1", ["a"]);
+    watchExecution("ex_1", { pollIntervalMs: 5 });
+    await vi.waitFor(() => expect(useRunStore.getState().phase).toBe("finished"));
+    expect(useRunStore.getState().connection).toBe("none");
   });
 });

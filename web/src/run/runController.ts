@@ -1,13 +1,15 @@
-// Starts draft runs and follows them: SSE first (live node states), polling when the stream
-// cannot be opened, and one final poll for outputs and credits. Writes only through run-store actions.
+// Starts draft runs and follows them: SSE first (live node states, read by @nodeloom/client over fetch and
+// resumed with Last-Event-ID when the connection drops), polling when the stream cannot be had, and one final
+// poll for outputs and credits. Writes only through run-store actions.
 
-import { describeError } from "../api/client";
+import { describeError, nodeloom } from "../api/client";
 import { executions, workflows } from "../api/endpoints";
 import { isTerminal, RUN_EVENT_TYPES, TERMINAL_EVENTS } from "../lib/runState";
 import { useRunStore } from "../stores/runStore";
 
 export interface WatchOptions {
-  /** Injected by tests; the browser's EventSource otherwise (polling when there is none). */
+  /** Default (undefined): @nodeloom/client's event stream. An EventSource class follows the stream with it
+   * instead (tests inject one); null polls only. */
   eventSource?: (new (url: string) => EventSource) | null;
   pollIntervalMs?: number;
 }
@@ -52,7 +54,7 @@ export async function cancelRun(): Promise<void> {
 /** Follows an execution until it ends; a second call replaces the first. */
 export function watchExecution(executionId: string, options: WatchOptions = {}): void {
   stopWatching();
-  const EventSourceImpl = options.eventSource === undefined ? globalThis.EventSource : options.eventSource;
+  const EventSourceImpl = options.eventSource;
   const pollInterval = options.pollIntervalMs ?? 1000;
   let stopped = false;
   let source: EventSource | null = null;
@@ -115,15 +117,43 @@ export function watchExecution(executionId: string, options: WatchOptions = {}):
     void pollLoop();
   }
 
-  if (!EventSourceImpl) {
+  const runEvents = new Set<string>(RUN_EVENT_TYPES);
+  const terminal = new Set<string>(TERMINAL_EVENTS);
+  /** One event of the stream, however it came; true when it was the last. */
+  function handle(type: string, data: Record<string, unknown>): boolean {
+    if (!runEvents.has(type)) return false;
+    store().applyEvent(type, data);
+    if (!terminal.has(type)) return false;
+    source?.close();
+    source = null;
+    void finalPoll();
+    return true;
+  }
+
+  if (EventSourceImpl === null) {
     startPolling();
+    return;
+  }
+
+  if (EventSourceImpl === undefined) {
+    store().setConnection("stream");
+    void (async () => {
+      try {
+        for await (const event of nodeloom.events(executionId, { signal: controller.signal })) {
+          if (stopped) return;
+          if (handle(event.event, event.data)) return;
+        }
+        if (!stopped) void finalPoll(); // the stream ended without a terminal event: the poll has the truth
+      } catch {
+        if (!stopped && !controller.signal.aborted) startPolling(); // 401/404, or the stream kept dying
+      }
+    })();
     return;
   }
 
   source = new EventSourceImpl(executions.eventsUrl(executionId));
   store().setConnection("stream");
   let errors = 0;
-  const terminal = new Set<string>(TERMINAL_EVENTS);
   for (const type of RUN_EVENT_TYPES) {
     source.addEventListener(type, (event) => {
       if (stopped) return;
@@ -135,12 +165,7 @@ export function watchExecution(executionId: string, options: WatchOptions = {}):
       } catch {
         // A malformed payload still tells us which event happened.
       }
-      store().applyEvent(type, data);
-      if (terminal.has(type)) {
-        source?.close();
-        source = null;
-        void finalPoll();
-      }
+      handle(type, data);
     });
   }
   source.onerror = () => {

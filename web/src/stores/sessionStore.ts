@@ -55,7 +55,7 @@ export const useSessionStore = create<SessionState>()((set, get) => {
         set({ status: "signedIn", me });
       } catch (error) {
         setCsrfToken(null);
-        const fromBody = error instanceof ApiError ? (signupFlag(error.body) ?? signupFlag(error.raw)) : null;
+        const fromBody = error instanceof ApiError ? (signupFlag(error.error) ?? signupFlag(error.body)) : null;
         set({ status: "signedOut", me: null, ...(fromBody !== null ? { signupEnabled: fromBody } : {}) });
       }
       const enabled = await config;

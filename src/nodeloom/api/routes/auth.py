@@ -11,7 +11,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import Field
 
+from nodeloom.api import models as m
 from nodeloom.api.deps import SettingsDep, UsersDep
+from nodeloom.api.openapi import answers
 from nodeloom.api.schemas import Body
 from nodeloom.api.sessions import COOKIE, clear_session_cookie, session_auth, set_session_cookie
 from nodeloom.errors import Forbidden, Unauthorized
@@ -34,12 +36,15 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.get("/config")
+@router.get("/config", summary="What the sign-in page offers",
+            responses=answers(200, m.AuthConfig, description="Sign-in options"))
 def auth_config(settings: SettingsDep) -> dict[str, Any]:
     return {"signupEnabled": settings.signup_enabled}
 
 
-@router.get("/me")
+@router.get("/me", summary="The signed-in dashboard session",
+            responses=answers(200, m.Session, description="The session", errors={
+                401: ["unauthorized"]}))
 def me(request: Request, users: UsersDep, settings: SettingsDep) -> dict[str, Any]:
     token = request.cookies.get(COOKIE)
     session = users.resolve(token) if token else None
@@ -48,7 +53,9 @@ def me(request: Request, users: UsersDep, settings: SettingsDep) -> dict[str, An
     return users.describe(session, token=token)
 
 
-@router.post("/login")
+@router.post("/login", summary="Sign in to the dashboard (sets the session cookie)",
+             responses=answers(200, m.Session, description="Signed in", errors={
+                 401: ["invalid_credentials"], 429: ["rate_limited"]}))
 def login(body: LoginBody, request: Request, response: Response, users: UsersDep) -> dict[str, Any]:
     signed = users.login(email=body.email, password=body.password, client=client_address(request))
     previous = request.cookies.get(COOKIE)
@@ -58,7 +65,10 @@ def login(body: LoginBody, request: Request, response: Response, users: UsersDep
     return signed.body
 
 
-@router.post("/signup", status_code=201)
+@router.post("/signup", status_code=201, summary="Create a user and an account (when the operator allows)",
+             responses=answers(201, m.Session, description="Signed up and in", errors={
+                 403: ["signup_disabled"], 409: ["email_taken"], 422: ["validation_error"],
+                 429: ["rate_limited"]}))
 def signup(body: SignupBody, request: Request, response: Response, users: UsersDep,
            settings: SettingsDep) -> dict[str, Any]:
     if not settings.signup_enabled:
@@ -71,7 +81,9 @@ def signup(body: SignupBody, request: Request, response: Response, users: UsersD
     return signed.body
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, summary="Sign out",
+             responses=answers(204, description="Signed out", errors={
+                 401: ["unauthorized"], 403: ["csrf_failed"]}))
 def logout(request: Request, users: UsersDep) -> Response:
     token = request.cookies.get(COOKIE)
     if token and users.resolve(token) is not None:

@@ -13,7 +13,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from nodeloom.api import models as m
 from nodeloom.api.deps import BaseUrl, ExecuteScope, ExecutionsDep, IdempotencyDep, ManageScope, ReadScope, SettingsDep
+from nodeloom.api.openapi import answers
 from nodeloom.api.schemas import ExecuteBody
 from nodeloom.errors import Forbidden
 from nodeloom.services.executions import ExecutionService
@@ -46,9 +48,27 @@ async def wait_for_end(executions: ExecutionService, *, account_id: str, executi
         await executions.changed(execution_id, min(left, 1.0))
 
 
-@router.post("/{workflow_id}/execute", status_code=202)
+PREFER = Header(default=None, alias="Prefer", description="`wait=N` (N ≤ 60): hold the request until the run ends or N seconds "
+                "pass — 200 with the poll body if it ended, else the usual 202.", examples=["wait=30"],
+                json_schema_extra={"pattern": "^wait=([0-9]|[1-5][0-9]|60)$"})
+SSE_EXAMPLE = ('id: 2\nevent: node.started\ndata: {"nodeId":"tpl","nodeType":"text.template"}\n\n'
+               'id: 3\nevent: node.completed\ndata: {"nodeId":"tpl","cached":false,"durationMs":0.4,'
+               '"outputs":{"text":"Hello nodeloom!"}}\n\n')
+
+
+@router.post("/{workflow_id}/execute", status_code=202, summary="Run a workflow",
+             description="Queues a run of the latest published version (or `version`; `\"draft\"` needs scope "
+                         "`manage`). Checks run in order: inputs (422), publication (409), execution rate and daily "
+                         "quota (429), credits (402).",
+             responses={**answers(202, m.Accepted, description="Queued", errors={
+                 402: ["insufficient_credits"], 403: ["forbidden"], 404: ["not_found"],
+                 409: ["workflow_not_published"],
+                 422: ["invalid_inputs", "invalid_webhook_url", "invalid_graph", "validation_error"],
+                 429: ["execution_rate_limited", "daily_quota_exceeded"]}),
+                 **answers(200, m.Execution, description="`Prefer: wait=N` and the run ended within N seconds: "
+                           "the poll body")})
 async def execute(workflow_id: str, body: ExecuteBody, request: Request, executions: ExecutionsDep,
-                  idempotency: IdempotencyDep, p: ExecuteScope, base: BaseUrl, prefer: str | None = Header(default=None)) -> Response:
+                  idempotency: IdempotencyDep, p: ExecuteScope, base: BaseUrl, prefer: str | None = PREFER) -> Response:
     if body.version == "draft" and "manage" not in p.scopes:
         raise Forbidden("running the draft needs scope 'manage'")
     payload = body.model_dump(exclude_none=True)
@@ -66,39 +86,56 @@ async def execute(workflow_id: str, body: ExecuteBody, request: Request, executi
     return JSONResponse(accepted, status_code=202)
 
 
-@router.get("/executions")
+@router.get("/executions", summary="List executions", description="Newest first.",
+            responses=answers(200, m.ExecutionPage, description="A page of executions", errors={
+                422: ["validation_error"]}))
 def list_executions(executions: ExecutionsDep, p: ReadScope, workflowId: str | None = None, status: str | None = None,
                     limit: int = Query(default=20, ge=1, le=100), cursor: str | None = None) -> dict[str, Any]:
     return executions.list(account_id=p.account_id, workflow_id=workflowId, status=status, limit=limit,
                               cursor=cursor)
 
 
-@router.get("/executions/{execution_id}/poll")
+@router.get("/executions/{execution_id}/poll", summary="Poll an execution",
+            responses=answers(200, m.Execution, description="The poll body", errors={404: ["not_found"]}))
 def poll(execution_id: str, executions: ExecutionsDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
     return executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
 
 
-@router.get("/executions/{execution_id}")
+@router.get("/executions/{execution_id}", summary="Get an execution (the poll body)",
+            responses=answers(200, m.Execution, description="The poll body", errors={404: ["not_found"]}))
 def get_execution(execution_id: str, executions: ExecutionsDep, p: ReadScope, base: BaseUrl) -> dict[str, Any]:
     return executions.poll(account_id=p.account_id, execution_id=execution_id, base_url=base)
 
 
-@router.post("/executions/{execution_id}/cancel", status_code=202)
+@router.post("/executions/{execution_id}/cancel", status_code=202, summary="Cancel an execution",
+             responses=answers(202, m.CancelAnswer, description="Cancelled, or cancelling", errors={
+                 404: ["not_found"], 409: ["execution_finished"]}))
 def cancel(execution_id: str, executions: ExecutionsDep, p: ExecuteScope) -> dict[str, Any]:
     return executions.cancel(account_id=p.account_id, execution_id=execution_id)
 
 
-@router.delete("/executions/{execution_id}", status_code=204)
+@router.delete("/executions/{execution_id}", status_code=204, summary="Delete an execution and its files",
+              responses=answers(204, description="Deleted", errors={
+                  404: ["not_found"], 409: ["execution_running"]}))
 def delete_execution(execution_id: str, executions: ExecutionsDep, p: ManageScope) -> Response:
     executions.delete(account_id=p.account_id, execution_id=execution_id)
     return Response(status_code=204)
 
 
-@router.get("/executions/{execution_id}/events")
+@router.get("/executions/{execution_id}/events", summary="Follow an execution's events (Server-Sent Events)",
+            response_class=StreamingResponse,
+            description="Replays the execution's events from the first (or after `Last-Event-ID`), then follows "
+                        "live; ends after the terminal event. Each message's `data:` is the JSON of an "
+                        "`ExecutionEvent`'s `data` (see components); an idle stream carries `: keep-alive`.",
+            responses=answers(200, description="An event stream", errors={404: ["not_found"]}, content={
+                "text/event-stream": {"schema": {"type": "string", "description": "`id:`, `event:` and `data:` "
+                                                 "lines per event (ExecutionEvent)"}, "example": SSE_EXAMPLE}}))
 async def events(execution_id: str, request: Request, executions: ExecutionsDep,
                  settings: SettingsDep, p: ReadScope, base: BaseUrl,
-                 last_event_id: str | None = Header(default=None),
-                 lastEventId: str | None = Query(default=None)) -> StreamingResponse:
+                 last_event_id: str | None = Header(default=None, alias="Last-Event-ID",
+                                                    description="resume after this event id"),
+                 lastEventId: str | None = Query(default=None, description="the same, as a query parameter")
+                 ) -> StreamingResponse:
     resume = last_event_id or lastEventId
     # an id is the event's sequence number; anything else (or absurdly large) replays from the first
     after = int(resume) if resume and EVENT_ID.fullmatch(resume) else 0

@@ -10,7 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from nodeloom.api import models as m
 from nodeloom.api.deps import BaseUrl, ExecuteScope, FilesDep, SettingsDep
+from nodeloom.api.openapi import answers, upload_body
 from nodeloom.errors import PayloadTooLarge, ValidationFailed
 from nodeloom.services.files import FILE_HEADERS
 
@@ -20,7 +22,10 @@ ALLOWED_PREFIXES = ("image/", "video/", "audio/", "text/", "application/json", "
                     "application/octet-stream")
 
 
-@router.post("/uploads", status_code=201)
+@router.post("/uploads", status_code=201, summary="Upload a file (multipart field `file`)",
+             description="Pass the `fileId` as an image, video, audio or file input.", openapi_extra=upload_body(),
+             responses=answers(201, m.UploadedFile, description="Stored", errors={
+                 413: ["payload_too_large"], 422: ["validation_error"]}))
 async def upload(request: Request, files: FilesDep, settings: SettingsDep, p: ExecuteScope,
                  base: BaseUrl) -> dict[str, Any]:
     form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
@@ -48,7 +53,14 @@ async def upload(request: Request, files: FilesDep, settings: SettingsDep, p: Ex
     return out
 
 
-@router.get("/files/{file_id}")
+@router.get("/files/{file_id}", summary="Download a stored file (a signed link)", response_class=Response,
+            description="Needs no header while the signature is valid and unexpired. Not rate limited.",
+            responses={**answers(200, description="The file", content={
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "image/*": {"schema": {"type": "string", "format": "binary"}}},
+                errors={403: ["invalid_signature"], 404: ["not_found"]}),
+                307: {"description": "Object storage: a presigned URL that expires with ours",
+                      "headers": {"Location": {"schema": {"type": "string"}}}}})
 def download(file_id: str, files: FilesDep, exp: str | None = None, sig: str | None = None) -> Response:
     """A signed download, served so that no browser runs it on our origin: the server's own idea of the type
     (sniffed at store), `attachment` unless it is plain media, `nosniff` and a sandboxing CSP (API.md "Files")."""

@@ -11,7 +11,9 @@ from pydantic import BaseModel
 from pydantic import ValidationError as BodyValidationError
 from starlette.datastructures import UploadFile
 
+from nodeloom.api import models as m
 from nodeloom.api.deps import ComfyImportsDep, ManageScope, ReadScope, SettingsDep, WorkflowsDep
+from nodeloom.api.openapi import answers, comfy_import_body
 from nodeloom.api.schemas import ComfyImportBody, ComfyReimportBody, GraphBody, WorkflowCreate, WorkflowUpdate
 from nodeloom.errors import ApiError, PayloadTooLarge, ValidationFailed
 
@@ -20,7 +22,8 @@ B = TypeVar("B", bound=BaseModel)
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, summary="Create a workflow (its draft)",
+             responses=answers(201, m.Workflow, description="Created", errors={422: ["invalid_graph"]}))
 def create_workflow(body: WorkflowCreate, workflows: WorkflowsDep, p: ManageScope) -> dict[str, Any]:
     return workflows.create(account_id=p.account_id, name=body.name, description=body.description,
                                graph=body.graph)
@@ -67,7 +70,14 @@ def _invalid(exc: BodyValidationError) -> ValidationFailed:
     return ValidationFailed("the request body is invalid", details)
 
 
-@router.post("/import/comfyui", status_code=201)
+@router.post("/import/comfyui", status_code=201, summary="Import a ComfyUI export as a new workflow",
+             description="JSON `{name, description?, workflow, inputs?, outputs?}` (ComfyUI's API or UI format), or "
+                         "multipart with the export (or a PNG ComfyUI saved) as `file`.",
+             openapi_extra=comfy_import_body(ComfyImportBody),
+             responses=answers(201, m.ComfyImport, description="Created, with `importNotes`", errors={
+                 400: ["invalid_json"], 413: ["payload_too_large"],
+                 422: ["invalid_graph", "comfyui_ui_unsupported", "validation_error"],
+                 503: ["comfyui_unavailable"]}))
 async def import_comfyui(request: Request, imports: ComfyImportsDep, settings: SettingsDep,
                          p: ManageScope) -> dict[str, Any]:
     body, data = await _import_request(request, ComfyImportBody, settings.max_upload_bytes)
@@ -76,7 +86,12 @@ async def import_comfyui(request: Request, imports: ComfyImportsDep, settings: S
                                    data=data, inputs=body.inputs, outputs=body.outputs)
 
 
-@router.put("/{workflow_id}/import/comfyui")
+@router.put("/{workflow_id}/import/comfyui", summary="Re-import a ComfyUI export into a workflow's draft",
+            openapi_extra=comfy_import_body(ComfyReimportBody),
+            responses=answers(200, m.ComfyImport, description="Updated, with `importNotes`", errors={
+                400: ["invalid_json"], 404: ["not_found"], 413: ["payload_too_large"],
+                422: ["invalid_graph", "comfyui_ui_unsupported", "validation_error"],
+                503: ["comfyui_unavailable"]}))
 async def reimport_comfyui(workflow_id: str, request: Request, imports: ComfyImportsDep, settings: SettingsDep,
                            p: ManageScope) -> dict[str, Any]:
     body, data = await _import_request(request, ComfyReimportBody, settings.max_upload_bytes)
@@ -85,45 +100,53 @@ async def reimport_comfyui(workflow_id: str, request: Request, imports: ComfyImp
                                    outputs=body.outputs, name=body.name, description=body.description)
 
 
-@router.get("")
+@router.get("", summary="List workflows", description="`q` searches names; newest first.",
+            responses=answers(200, m.WorkflowPage, description="A page of workflows"))
 def list_workflows(workflows: WorkflowsDep, p: ReadScope, q: str | None = Query(default=None, max_length=200),
                    limit: int = Query(default=20, ge=1, le=100), cursor: str | None = None) -> dict[str, Any]:
     return workflows.list(account_id=p.account_id, q=q, limit=limit, cursor=cursor)
 
 
-@router.post("/validate")
+@router.post("/validate", summary="Validate a graph without saving it",
+             responses=answers(200, m.GraphCheck, description="Whether the graph is valid, and what is wrong"))
 def validate_graph(body: GraphBody, workflows: WorkflowsDep, p: ReadScope) -> dict[str, Any]:
     return workflows.validate_only(body.graph)
 
 
-@router.get("/{workflow_id}")
+@router.get("/{workflow_id}", summary="Get a workflow",
+            responses=answers(200, m.Workflow, description="The workflow", errors={404: ["not_found"]}))
 def get_workflow(workflow_id: str, workflows: WorkflowsDep, p: ReadScope) -> dict[str, Any]:
     return workflows.get_public(account_id=p.account_id, workflow_id=workflow_id)
 
 
-@router.put("/{workflow_id}")
+@router.put("/{workflow_id}", summary="Edit a workflow's draft",
+            responses=answers(200, m.Workflow, description="Updated", errors={404: ["not_found"], 422: ["invalid_graph"]}))
 def update_workflow(workflow_id: str, body: WorkflowUpdate, workflows: WorkflowsDep, p: ManageScope) -> dict[str, Any]:
     return workflows.update(account_id=p.account_id, workflow_id=workflow_id, name=body.name,
                                description=body.description, graph=body.graph)
 
 
-@router.delete("/{workflow_id}", status_code=204)
+@router.delete("/{workflow_id}", status_code=204, summary="Delete a workflow",
+               responses=answers(204, description="Deleted", errors={404: ["not_found"]}))
 def delete_workflow(workflow_id: str, workflows: WorkflowsDep, p: ManageScope) -> Response:
     workflows.delete(account_id=p.account_id, workflow_id=workflow_id)
     return Response(status_code=204)
 
 
-@router.post("/{workflow_id}/publish", status_code=201)
+@router.post("/{workflow_id}/publish", status_code=201, summary="Publish the draft as a new version",
+             responses=answers(201, m.Published, description="Published", errors={404: ["not_found"], 422: ["invalid_graph"]}))
 def publish_workflow(workflow_id: str, workflows: WorkflowsDep, p: ManageScope) -> dict[str, Any]:
     return workflows.publish(account_id=p.account_id, workflow_id=workflow_id)
 
 
-@router.get("/{workflow_id}/versions")
+@router.get("/{workflow_id}/versions", summary="List published versions",
+            responses=answers(200, m.WorkflowVersionList, description="Newest first", errors={404: ["not_found"]}))
 def list_versions(workflow_id: str, workflows: WorkflowsDep, p: ReadScope) -> dict[str, Any]:
     return workflows.versions(account_id=p.account_id, workflow_id=workflow_id)
 
 
-@router.get("/{workflow_id}/versions/{version}")
+@router.get("/{workflow_id}/versions/{version}", summary="Get a published version",
+            responses=answers(200, m.WorkflowVersion, description="The version", errors={404: ["not_found"]}))
 def get_version(workflow_id: str, workflows: WorkflowsDep, p: ReadScope,
                 version: int = Path(ge=1, le=2**31 - 1)) -> dict[str, Any]:
     return workflows.version(account_id=p.account_id, workflow_id=workflow_id, version=version)

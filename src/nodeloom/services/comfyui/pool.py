@@ -112,10 +112,27 @@ class ComfyPool:
         self._client = client
         self._checks = 0
         self._misses: dict[str, int] = {}
+        #: one HTTP client for every call to the pool from this process (making one costs tens of ms: its TLS
+        #: context), bound to the event loop that first used it
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
         self._infos: tuple[tuple[int, str | None], dict[str, dict[str, Any]]] | None = None
 
     def client(self, url: str) -> ComfyClient:
-        return self._client(url)
+        """A client for `url` over this process's shared connection pool (closing it leaves the pool open)."""
+        if self._client is not ComfyClient:
+            return self._client(url)
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop:
+            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                           limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+            self._http_loop = loop
+        return ComfyClient(url, http=self._http)
+
+    async def aclose(self) -> None:
+        if self._http is not None and self._http_loop is asyncio.get_running_loop():
+            await self._http.aclose()
+        self._http = None
 
     @property
     def configured(self) -> bool:
@@ -130,7 +147,7 @@ class ComfyPool:
 
     async def _check_one(self, url: str, with_object_info: bool) -> None:
         seen: dict[str, Any] = {}
-        async with self._client(url) as client:
+        async with self.client(url) as client:
             try:
                 await client.system_stats()
                 queue = await client.queue()
@@ -221,6 +238,8 @@ class ComfyPool:
         if url is None and not fitting:
             lacks = "; ".join(f"{u}: {', '.join(need.missing(info)) or 'excluded'}" for u, info in infos.items())
             raise NoServer("no ComfyUI server of the pool can run this segment" + (f" ({lacks})" if lacks else ""))
+        if url is None and not self._may_have_room(holder, fitting):
+            return None  # a waiting segment polls with reads only: no write transaction while every server is full
         with self.db.write() as s:
             now = self.clock.now()
             s.execute(delete(ComfyLease).where(ComfyLease.expires_at < now))
@@ -250,6 +269,23 @@ class ComfyPool:
                     return None
             s.add(ComfyLease(holder=holder, url=choice, expires_at=expires))
             return choice
+
+    def any_healthy_fits(self, need: Need, *, exclude: Collection[str] = ()) -> bool:
+        """Whether some healthy server (busy or not) has what `need` names."""
+        infos = self._cached_infos()
+        healthy = self.healthy_urls()
+        return any(u in healthy and u not in exclude and need.met_by(info) for u, info in infos.items())
+
+    def _may_have_room(self, holder: str, fitting: set[str]) -> bool:
+        with self.db.read() as s:
+            now = self.clock.now()
+            if s.get(ComfyLease, holder) is not None:
+                return True
+            healthy = set(s.scalars(select(ComfyServer.url).where(ComfyServer.url.in_(fitting),
+                                                                  ComfyServer.healthy.is_(True))))
+            counts = dict(s.execute(select(ComfyLease.url, func.count()).where(ComfyLease.expires_at >= now)
+                                    .group_by(ComfyLease.url)).all())
+        return any(counts.get(u, 0) < SLOTS for u in healthy)
 
     def renew(self, holder: str, *, ttl_s: float) -> None:
         with self.db.write() as s:

@@ -89,7 +89,8 @@ class _Run:
 
 class ComfySegmentRunner:
     def __init__(self, pool: ComfyPool, *, charge: Charge, policy: ComfyPolicy, max_attempts: int = 3,
-                 lease_ttl_s: float = 30.0, wait_poll_s: float = 0.25, cancel_deadline_s: float = 120.0):
+                 lease_ttl_s: float = 30.0, wait_poll_s: float = 0.5, cancel_deadline_s: float = 120.0,
+                 unhealthy_wait_s: float | None = None, cancel_requested: Callable[[str], bool] | None = None):
         self.pool = pool
         self.charge = charge
         self.policy = policy
@@ -97,8 +98,36 @@ class ComfySegmentRunner:
         self.lease_ttl_s = lease_ttl_s
         self.wait_poll_s = wait_poll_s
         self.cancel_deadline_s = cancel_deadline_s
+        #: how long a segment waits for some server that could run it to be healthy again
+        self.unhealthy_wait_s = policy.max_seconds if unhealthy_wait_s is None else unhealthy_wait_s
+        #: whether a caller asked to cancel the execution: only then is its prompt taken off the server. A segment
+        #: stopped for another reason (a lost lease, a worker shutting down) leaves its prompt running, for the next
+        #: attempt to re-attach to.
+        self.cancel_requested: Callable[[str], bool] = cancel_requested or (lambda _eid: True)
         #: cancels still going on ComfyUI after their segments ended (kept so they are not garbage-collected)
         self._background: set[asyncio.Task[None]] = set()
+        #: segments of this process waiting for a server slot: woken when one of ours is released (other processes'
+        #: releases are seen at the next poll)
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def _wake(self) -> None:
+        for waiter in list(self._waiters):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _release(self, holder: str) -> None:
+        await asyncio.shield(asyncio.to_thread(self.pool.release, holder))
+        self._wake()
+
+    async def _wait_for_room(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, self.wait_poll_s)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
 
     async def aclose(self) -> None:
         """Wait (briefly) for the background cancels, so that a stopping worker leaves no prompt running."""
@@ -137,7 +166,7 @@ class ComfySegmentRunner:
                 if exc.unhealthy:
                     await asyncio.to_thread(self.pool.mark_unhealthy, exc.url, exc.reason)
                     lost.add(exc.url)
-                await asyncio.to_thread(self.pool.release, holder)
+                await self._release(holder)
                 memory = {"attempts": attempts}
                 await ctx.remember(MEMORY_KEY, memory)
                 if attempts >= self.max_attempts:
@@ -183,12 +212,16 @@ class ComfySegmentRunner:
                                       f"{self.policy.max_seconds:g} s and was interrupted",
                                       node_id=segment.first) from None
                 except asyncio.CancelledError:
-                    if prompt_id is not None:
+                    handed_off = True  # the lease goes with the prompt: to the cancel below, or to the next attempt
+                    if ctx.cancelled() and await asyncio.shield(asyncio.to_thread(self.cancel_requested,
+                                                                                  ctx.execution_id)):
                         self._cancel_in_background(url, prompt_id, holder)
-                        handed_off = True
                         if run.started is not None:
                             await self._charge(ctx, segment, first_type, run.seconds(), "cancelled")
                     raise
+                # the prompt has left the server: its slot is free for the next segment while we collect
+                handed_off = True
+                await self._release(holder)
                 outcome = entry.outcome
                 if not isinstance(outcome, Succeeded):
                     await self._charge(ctx, segment, first_type, run.seconds(entry), "failed")
@@ -212,17 +245,27 @@ class ComfySegmentRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
             if not handed_off:
-                await asyncio.shield(asyncio.to_thread(self.pool.release, holder))
+                await self._release(holder)
 
     async def _lease(self, holder: str, job: Job, lost: set[str], *, url: str | None) -> str:
-        """Wait for a server slot (no lease is held while waiting)."""
+        """Wait for a server slot (no lease is held while waiting). Busy servers are waited for as long as it takes;
+        when no healthy server could run the segment for `unhealthy_wait_s`, it fails `comfyui_unavailable`."""
+        down_since: float | None = None
         while True:
             exclude = lost if len(lost) < len(self.pool.urls) else set()
             got = await asyncio.to_thread(self.pool.acquire, holder, job.need, ttl_s=self.lease_ttl_s,
                                           exclude=exclude, url=url)
             if got is not None:
                 return got
-            await asyncio.sleep(self.wait_poll_s)
+            if await asyncio.to_thread(self.pool.any_healthy_fits, job.need, exclude=exclude):
+                down_since = None
+            else:
+                now = time.monotonic()
+                down_since = down_since if down_since is not None else now
+                if now - down_since > self.unhealthy_wait_s:
+                    raise NodeError(f"no healthy ComfyUI server could run this segment for {self.unhealthy_wait_s:g} s",
+                                    code="comfyui_unavailable")
+            await self._wait_for_room()
 
     async def _renew(self, holder: str) -> None:
         while True:
@@ -348,7 +391,7 @@ class ComfySegmentRunner:
         except ComfyError as exc:
             log.warning("could not confirm that prompt %s left %s: %s", prompt_id, url, exc)
         finally:
-            await asyncio.to_thread(self.pool.release, holder)
+            await self._release(holder)
 
 
 def _lend_slot(ctx: SegmentContext) -> contextlib.AbstractContextManager[Any]:
