@@ -143,7 +143,7 @@ def base_env(extra: dict[str, str]) -> dict[str, str]:
             "NODELOOM_PROCESS_POOL_SIZE": "0", "NODELOOM_RATE_LIMITS_ENABLED": "false",
             "NODELOOM_ALLOW_PRIVATE_URLS": "1", "NODELOOM_WEBHOOK_RETRY_SCHEDULE": "0.2,0.5,1,1,2,2,3,5",
             "NODELOOM_WEBHOOK_RETRY_JITTER": "0", "NODELOOM_WEBHOOK_POLL_INTERVAL_SECONDS": "0.1",
-            "NODELOOM_WEBHOOK_TIMEOUT_SECONDS": "5", "NODELOOM_MAX_ATTEMPTS": "10", "NODELOOM_LOG_LEVEL": "WARNING",
+            "NODELOOM_WEBHOOK_TIMEOUT_SECONDS": "5", "NODELOOM_WEBHOOK_LEASE_MARGIN_SECONDS": "3", "NODELOOM_MAX_ATTEMPTS": "10", "NODELOOM_LOG_LEVEL": "WARNING",
             "NODELOOM_PLANS": json.dumps({"enterprise": {"requests_per_minute": 1_000_000,
                                                          "executions_per_minute": 1_000_000, "concurrency": 1000}}),
             **extra}
@@ -172,12 +172,15 @@ class Proc:
                 self.kill()
 
 
-def wait_http(url: str, timeout: float = 90) -> None:
+def wait_http(url: str, timeout: float = 180, proc: Proc | None = None) -> bool:
+    """Until the server answers /healthz; False when its process ended first (e.g. its port was taken)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and not proc.alive():
+            return False
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
+                return True
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
@@ -471,6 +474,16 @@ class Harness:
         if not self.account_id:
             (self.account_id,), = rows(self.db, "SELECT id FROM accounts WHERE name = 'crash'")
 
+    def ours(self, proc: Proc) -> bool:
+        """The server that answers is the one we started (not another process that took the port first)."""
+        while proc.alive():
+            try:
+                with self.client() as c:
+                    return c.get("/api/v1/account").status_code == 200 and proc.alive()
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        return False
+
     def publish(self) -> None:
         with self.client() as c:
             for n, graph in enumerate(graphs(self.counter)):
@@ -546,15 +559,19 @@ def run_embedded(trials: int, *, seed: int, workdir: Path, log: Callable[[str], 
     rng = random.Random(seed)
     h = Harness("embedded", workdir, rng, log)
     data = workdir / "data"
-    port = free_port()
-    h.api_url = f"http://127.0.0.1:{port}"
     env = base_env({"NODELOOM_DATA_DIR": str(data), "NODELOOM_WORKER_CONCURRENCY": "4"})
     h.setup(env, f"sqlite:///{(data / 'nodeloom.db').resolve()}")
     server: list[Proc] = []
 
     def start() -> None:
-        server.append(Proc(["serve", "--port", str(port)], env, workdir / "server.log"))
-        wait_http(h.api_url)
+        for _ in range(5):  # a port another process took meanwhile: the server exits, try another
+            port = free_port()
+            h.api_url = f"http://127.0.0.1:{port}"
+            server.append(Proc(["serve", "--port", str(port)], env, workdir / "server.log"))
+            if wait_http(h.api_url, proc=server[-1]) and h.ours(server[-1]):
+                return
+            server[-1].kill()
+        raise RuntimeError(f"the server did not start: see {workdir / 'server.log'}")
 
     def kill() -> None:
         if not server[-1].alive():

@@ -255,6 +255,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         db, http=http, files=files, clock=clock, worker_id=worker_id,
         policy=RetryPolicy(tuple(settings.webhook_retry_schedule), jitter=settings.webhook_retry_jitter),
         timeout_s=settings.webhook_timeout_seconds, concurrency=settings.webhook_sender_concurrency,
+        lease_margin_s=settings.webhook_lease_margin_seconds,
         base_url=settings.public_url or "")
     duties = [Duty("retention", settings.sweep_interval_seconds, partial(asyncio.to_thread, retention.sweep)),
               Duty("webhooks", settings.webhook_poll_interval_seconds, sender.tick),

@@ -146,6 +146,8 @@ class Settings(BaseSettings):
 
     # webhooks: callback delivery (each delay counts from the previous attempt; jitter is a fraction of it)
     webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    #: beyond its timeout, how long a claimed delivery attempt stays leased (one cut by a crash is retried after)
+    webhook_lease_margin_seconds: float = Field(default=30.0, gt=0)
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0])
     webhook_retry_jitter: float = Field(default=0.1, ge=0, le=1)

@@ -26,6 +26,8 @@ EXAMPLES = 6
 def problems_of(response: Any, label: str) -> list[str]:
     """What is wrong with one answer: a 5xx, or an error outside the envelope."""
     status = response.status_code
+    if status == 503 and '"comfyui_unavailable"' in response.text:
+        status = 400  # the contract's answer where no ComfyUI pool has answered (none here): checked as an error
     if status >= 500:
         return [f"{label}: {status} {response.text[:300]}"]
     if status < 400:

@@ -147,6 +147,9 @@ def spawn_server(data_dir: Path, port: int, env_extra: dict[str, str] | None = N
            "NODELOOM_NODE_PACKS": "tests.support.nodes", "NODELOOM_LEASE_SECONDS": "2",
            "NODELOOM_HEARTBEAT_SECONDS": "0.5", "NODELOOM_POLL_INTERVAL_SECONDS": "0.05",
            "NODELOOM_PROCESS_POOL_SIZE": "0", "NODELOOM_RATE_LIMITS_ENABLED": "false", "PYTHONPATH": str(ROOT),
+           # the loop watchdog (a worker whose loop stalls past lease − heartbeat exits) would fire on a loaded test
+           # machine with these short leases; tests/platform/test_poison_work.py turns it on where it is the subject
+           "NODELOOM_LOOP_WATCHDOG_SECONDS": "0",
            **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "nodeloom.cli", "serve", "--port", str(port)], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

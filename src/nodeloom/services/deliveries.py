@@ -250,7 +250,7 @@ class DeliverySender:
 
     def __init__(self, db: Database, *, http: GuardedClient, files: FileService, clock: Clock, worker_id: str,
                  policy: RetryPolicy, timeout_s: float, concurrency: int, base_url: str = "",
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, lease_margin_s: float = 30.0):
         self.db = db
         self.http = http
         self.files = files
@@ -258,7 +258,8 @@ class DeliverySender:
         self.worker_id = worker_id
         self.policy = policy
         self.timeout_s = timeout_s
-        self.lease_s = timeout_s + max(30.0, timeout_s)
+        #: how long a claimed attempt is ours: its timeout plus a margin (an attempt cut by a crash is retried after it)
+        self.lease_s = timeout_s + max(lease_margin_s, timeout_s)
         self.concurrency = concurrency
         self.base_url = base_url.rstrip("/")
         self.rng = rng or random.Random()

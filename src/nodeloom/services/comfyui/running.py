@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,9 @@ class ComfySegmentRunner:
     # the SegmentRunner ----------------------------------------------------------------------------------------
     async def __call__(self, ctx: SegmentContext, segment: Segment, graph: Graph,
                        values: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        job = build_job(segment, graph, values, execution_id=ctx.execution_id, policy=self.policy,
-                        encode=lambda image: encode_image(image, "png")[0])
+        # pure, but encodes the images it uploads: off the event loop
+        job = await asyncio.to_thread(partial(build_job, segment, graph, values, execution_id=ctx.execution_id,
+                                              policy=self.policy, encode=lambda image: encode_image(image, "png")[0]))
         if not job.runs_anything:
             return {}
         first_type = graph.nodes[segment.first].type
