@@ -243,8 +243,14 @@ class BillingService(ExecutionListener):
     def on_node_completed(self, s: Session, ex: Execution, row: ExecutionNode, node: NodeInstance,
                           data: dict[str, Any]) -> None:
         """Settle a node that ran from the execution's hold (once per node)."""
-        if data.get("cached") or data.get("skipped") or node.type.segment:
-            return  # a segment's nodes are charged by run-second (`charge_run_seconds`)
+        if node.type.segment:  # a segment is charged by run-second, on its first node's completion (or its end)
+            seconds = data.get("runSeconds")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+                self._settle(s, ex, node.id, self._run_second_amount(node.type, float(seconds)), row,
+                             note=f"ComfyUI: {float(seconds):.3f} s")
+            return
+        if data.get("cached") or data.get("skipped"):
+            return
         elements = data.get("elements")
         count = int(elements) if isinstance(elements, int) and node.fanned_inputs else 1
         own_runs = min(count, own_key_runs(row.memory))  # runs the account's own vendor key served
@@ -256,9 +262,7 @@ class BillingService(ExecutionListener):
                            note: str | None = None) -> Decimal:
         """Charge a segment (`node_id` its first node) ⌈seconds⌉ × its price per second, capped at its hold; once.
         Returns what was charged."""
-        per_second = credits(max(0.0, float(node_type.credits)))
-        cap = segment_hold(node_type)
-        amount = min(credits(per_second * math.ceil(max(0.0, seconds))), cap)
+        amount = self._run_second_amount(node_type, seconds)
         with self.db.write() as s:
             ex = s.get(Execution, execution_id)
             if ex is None:
@@ -266,6 +270,12 @@ class BillingService(ExecutionListener):
             row = s.scalar(select(ExecutionNode).where(ExecutionNode.execution_id == execution_id,
                                                        ExecutionNode.node_id == node_id))
             return self._settle(s, ex, node_id, amount, row, note=note)
+
+    @staticmethod
+    def _run_second_amount(node_type: type[Node], seconds: float) -> Decimal:
+        """⌈seconds⌉ × the price per second, capped at the segment's hold."""
+        per_second = credits(max(0.0, float(node_type.credits)))
+        return min(credits(per_second * math.ceil(max(0.0, seconds))), segment_hold(node_type))
 
     def _settle(self, s: Session, ex: Execution, node_id: str, amount: Decimal, row: ExecutionNode | None,
                 note: str | None = None) -> Decimal:

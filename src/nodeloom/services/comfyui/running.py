@@ -230,14 +230,12 @@ class ComfySegmentRunner:
                     raise _failure(outcome, job, graph, segment)
                 out = await self._collect(client, job, entry, ctx)
             seconds = run.seconds(entry)
-            charged = await self._charge(ctx, segment, first_type, seconds, None)
             for nid in segment.members:
                 if nid in ctx.reported:
                     continue
                 extra: dict[str, Any] = {}
-                if nid == segment.first:
-                    extra = {"runSeconds": round(seconds, 3), "segment": list(segment.members),
-                             "credits": float(charged), "server": url}
+                if nid == segment.first:  # billing charges the run-seconds as this completion is recorded
+                    extra = {"runSeconds": round(seconds, 3), "segment": list(segment.members), "server": url}
                 ctx.completed(nid, out.get(nid, {}), **extra)
             return out
         except (ComfyUnavailable, PromptLost) as exc:
