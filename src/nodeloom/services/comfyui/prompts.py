@@ -63,6 +63,8 @@ class Pickup:
     port: str
     kind: str  # "images", "masks", "text", "animated", "video", "audio"
     parse: str = "STRING"  # for "text": the ComfyUI type to parse it back to
+    #: images that go only to output nodes storing PNG: kept as the files ComfyUI wrote (never decoded, re-encoded)
+    raw: bool = False
 
 
 @dataclass
@@ -147,14 +149,14 @@ def _output_index(node_type: type[Any], port: str) -> int | None:
     return None
 
 
-def _consumed(graph: Graph, nid: str, port: str, inside: set[str]) -> bool:
-    for other in graph.order:
-        if other in inside:
-            continue
-        for link in graph.nodes[other].links.values():
-            if link.source == nid and link.output == port:
-                return True
-    return False
+def _consumers(graph: Graph, nid: str, port: str, inside: set[str]) -> list[str]:
+    return [other for other in graph.order if other not in inside
+            and any(link.source == nid and link.output == port for link in graph.nodes[other].links.values())]
+
+
+def _only_png_outputs(graph: Graph, consumers: list[str]) -> bool:
+    return bool(consumers) and all(graph.nodes[c].type.role == "output"
+                                   and str(graph.nodes[c].params.get("format") or "png") == "png" for c in consumers)
 
 
 def _pick_up(job: Job, graph: Graph, nid: str, inside: set[str], tag: str) -> None:
@@ -165,8 +167,10 @@ def _pick_up(job: Job, graph: Graph, nid: str, inside: set[str], tag: str) -> No
     info = t.comfy_info or {}
     kinds = list(info.get("output") or [])
     for i, port in enumerate(t.outputs):
-        if not _consumed(graph, nid, port.name, inside):
+        consumers = _consumers(graph, nid, port.name, inside)
+        if not consumers:
             continue
+        raw = _only_png_outputs(graph, consumers)
         if i >= len(kinds):  # the results port of an output node
             found = result_port(t.comfy_class)
             kind = OUTPUT_KINDS.get(t.comfy_class, ("image", ""))[0]
@@ -175,14 +179,14 @@ def _pick_up(job: Job, graph: Graph, nid: str, inside: set[str], tag: str) -> No
             pick = {"image": "images", "video": "video", "audio": "audio", "text": "text"}[kind]
             if found[1] == "image":
                 pick = "animated"
-            job.pickups.append(Pickup(node=nid, member=nid, port=port.name, kind=pick))
+            job.pickups.append(Pickup(node=nid, member=nid, port=port.name, kind=pick, raw=raw))
             continue
         kind = kinds[i]
         out = f"{SYNTHETIC}{nid}.{i}"
         job.owner[out] = nid
         if kind == "IMAGE":
             job.prompt[out] = {"class_type": "PreviewImage", "inputs": {"images": [nid, i]}}
-            job.pickups.append(Pickup(node=out, member=nid, port=port.name, kind="images"))
+            job.pickups.append(Pickup(node=out, member=nid, port=port.name, kind="images", raw=raw))
         elif kind == "MASK":
             as_image = f"{out}.image"
             job.owner[as_image] = nid

@@ -30,8 +30,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from nodeloom.engine.errors import NodeError, NodeTimeout
 from nodeloom.engine.graph import Graph
 from nodeloom.engine.node import Node
@@ -354,9 +352,12 @@ class ComfySegmentRunner:
                 return texts[0]
         files = [o for o in found if isinstance(o, OutputFile)]
         if pickup.kind in ("images", "masks"):
-            images: list[Image.Image] = []
+            images: list[Any] = []
             for f in files:
                 viewed = await client.view(f.filename, subfolder=f.subfolder, type=f.type)
+                if pickup.raw and viewed.data[:8] == b"\x89PNG\r\n\x1a\n":
+                    images.append(await asyncio.to_thread(_png_file, workdir, f.filename, viewed.data))
+                    continue
                 image = await asyncio.to_thread(decode_image, viewed.data)
                 images.append(image.convert("L") if pickup.kind == "masks" else image)
             return images
@@ -392,6 +393,14 @@ class ComfySegmentRunner:
             log.warning("could not confirm that prompt %s left %s: %s", prompt_id, url, exc)
         finally:
             await self._release(holder)
+
+
+def _png_file(workdir: Path, filename: str, data: bytes) -> MediaFile:
+    """A PNG ComfyUI wrote, kept as its bytes (its size read from the header, nothing decoded)."""
+    path = workdir / f"{uuid.uuid4().hex}-{Path(filename).name}"
+    path.write_bytes(data)
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return MediaFile(path=path, content_type="image/png", meta={"width": width, "height": height})
 
 
 def _lend_slot(ctx: SegmentContext) -> contextlib.AbstractContextManager[Any]:
