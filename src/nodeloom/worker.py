@@ -31,6 +31,17 @@ def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+async def run_guarded(runner: ExecutionRunner, claim: Claim, started: Any = None) -> None:
+    """Run a claimed execution; a bug in the runner is logged, and the lease left to expire so it is retried."""
+    try:
+        await runner.run(claim, started)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("execution %s crashed in the runner; its lease will expire and it will be retried",
+                      claim.execution_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Duty:
     """A periodic background duty (a sweeper, the webhook sender): `run()` every `interval` seconds."""
@@ -161,13 +172,7 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _guarded(self, claim: Claim, started: Any = None) -> None:
-        try:
-            await self.runner.run(claim, started)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("execution %s crashed in the runner; its lease will expire and it will be retried",
-                          claim.execution_id)
+        await run_guarded(self.runner, claim, started)
 
     async def run_periodic(self, stop: asyncio.Event) -> None:
         """Only the periodic duties (a Celery worker's loop: its tasks arrive from the broker)."""
@@ -283,12 +288,7 @@ class CeleryRuns:
         if task is not None:
             self._tasks.add(task)
         try:
-            await self.runner.run(claim, started)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("execution %s crashed in the runner; its lease will expire and it will be retried",
-                          claim.execution_id)
+            await run_guarded(self.runner, claim, started)
         finally:
             if task is not None:
                 self._tasks.discard(task)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import select
-from tests.support.comfyui import ComfyServer
+from tests.support.comfyui import ComfyServer, wait_for_pool
 from tests.support.server import LiveServer, cli_account, free_port, publish, spawn_server, wait_http, wait_status
 
 from nodeloom.storage.models import ExecutionNode
@@ -45,13 +45,6 @@ def slow_graph(prefix: str, *, sigma: float = 10.0, size: int = 1536, batch: int
                                                                "filename_prefix": prefix}},
         {"id": "out", "type": "output.image", "inputs": {"image": link("save", "images")}, "params": {"name": "image"}},
     ]}
-
-
-def wait_pool(c: httpx.Client) -> None:
-    deadline = time.monotonic() + 120
-    while not c.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
-        assert time.monotonic() < deadline, "the pool's node types never appeared"
-        time.sleep(0.2)
 
 
 def queue_of(server: ComfyServer) -> dict[str, list[Any]]:
@@ -101,7 +94,7 @@ def test_our_process_killed_mid_job_reattaches_and_the_prompt_runs_once(
     try:
         wait_http(url)
         c = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        wait_pool(c)
+        wait_for_pool(c)
         wid = publish(c, slow_graph(prefix))
         eid = c.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {}}).json()["executionId"]
         wait_running_on([comfy])
@@ -133,7 +126,7 @@ def test_a_server_killed_mid_run_fails_over_to_another(make_server: Callable[...
     srv = make_server(comfyui_urls=f"{one.url},{two.url}", comfyui_check_seconds=1)
     _account, key = srv.account(credits=10000)
     with srv.client(key) as c:
-        wait_pool(c)
+        wait_for_pool(c)
         deadline = time.monotonic() + 60
         while len(srv.services.comfyui.healthy_urls()) < 2:
             assert time.monotonic() < deadline
@@ -162,7 +155,7 @@ def test_one_running_one_queued_per_server_and_cancel_while_queued(make_server: 
     srv = make_server(comfyui_urls=comfy.url, comfyui_credits_per_second=1.0, comfyui_max_seconds=120)
     account, key = srv.account(credits=10000)
     with srv.client(key) as c:
-        wait_pool(c)
+        wait_for_pool(c)
         ids = []
         for i in range(3):
             wid = publish(c, slow_graph(f"nl_q{i}_{uuid.uuid4().hex[:6]}", sigma=5.0 + i), name=f"q{i}")
@@ -201,7 +194,7 @@ def test_animated_webp_and_video_outputs(make_server: Callable[..., LiveServer],
     srv = make_server(comfyui_urls=comfy.url)
     _account, key = srv.account()
     with srv.client(key) as c:
-        wait_pool(c)
+        wait_for_pool(c)
         tag = uuid.uuid4().hex[:8]
         graph: dict[str, Any] = {"nodes": [
             {"id": "red", "type": "comfyui.EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 2,

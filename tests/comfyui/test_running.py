@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from tests.support.comfyui import ComfyServer
+from tests.support.comfyui import ComfyServer, wait_for_pool
 from tests.support.server import LiveServer, publish, run_to_end, wait_status
 
 from nodeloom.storage.models_comfyui import ComfyServer as ComfyServerRow
@@ -32,10 +32,7 @@ def pool(make_server: Callable[..., LiveServer], comfy: ComfyServer) -> Iterator
     srv = make_server(comfyui_urls=comfy.url, comfyui_credits_per_second=1.0, comfyui_max_seconds=60)
     _account, key = srv.account(credits=1000)
     with srv.client(key) as c:
-        deadline = time.monotonic() + 120
-        while not c.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
-            assert time.monotonic() < deadline, "the pool's node types never appeared"
-            time.sleep(0.2)
+        wait_for_pool(c)
         yield srv, c
 
 
@@ -231,10 +228,7 @@ def test_a_large_native_image_is_not_sent_to_comfyui(make_server: Callable[..., 
     srv = make_server(comfyui_urls=comfy.url, comfyui_max_image_pixels=32 * 32)
     _account, key = srv.account()
     with srv.client(key) as c:
-        deadline = time.monotonic() + 120
-        while not c.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for_pool(c)
         graph = {"nodes": [
             {"id": "grad", "type": "image.gradient", "params": {"width": 64, "height": 64}},
             {"id": "inv", "type": "comfyui.ImageInvert", "inputs": {"image": link("grad", "image")}},
@@ -248,10 +242,7 @@ def test_the_allow_list_limits_the_node_types(make_server: Callable[..., LiveSer
     srv = make_server(comfyui_urls=comfy.url, comfyui_allowed_nodes="EmptyImage,ImageInvert,SaveImage")
     _account, key = srv.account()
     with srv.client(key) as c:
-        deadline = time.monotonic() + 120
-        while not c.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for_pool(c)
         types = {n["type"] for n in c.get("/api/v1/nodes").json()["data"] if n["type"].startswith("comfyui.")}
         assert types == {"comfyui.EmptyImage", "comfyui.ImageInvert", "comfyui.SaveImage"}
         graph = {"nodes": [{"id": "b", "type": "comfyui.ImageBlur", "inputs": {}}]}
@@ -306,10 +297,7 @@ def test_a_segment_waiting_on_comfyui_holds_no_worker_slot(make_server: Callable
     _a, key = srv.account()
     _b, other_key = srv.account(name="other")
     with srv.client(key) as c, srv.client(other_key) as other:
-        deadline = time.monotonic() + 120
-        while not c.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for_pool(c)
         slow = {"nodes": [
             {"id": "big", "type": "comfyui.EmptyImage", "inputs": {"width": 2048, "height": 2048, "batch_size": 6,
                                                                    "color": 7}},
@@ -336,10 +324,7 @@ def test_a_segment_past_the_time_limit_is_interrupted_and_fails_node_timeout(
     srv = make_server(comfyui_urls=comfy.url, comfyui_max_seconds=1, comfyui_credits_per_second=1.0)
     account, key = srv.account()
     with srv.client(key) as c:
-        deadline = time.monotonic() + 120
-        while not c.get("/api/v1/nodes/comfyui.ImageInvert").json().get("available"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for_pool(c)
         slow = {"nodes": [
             {"id": "big", "type": "comfyui.EmptyImage", "inputs": {"width": 2048, "height": 2048, "batch_size": 8,
                                                                    "color": 3}},

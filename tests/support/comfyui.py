@@ -241,3 +241,12 @@ class ComfyServer:
 
     def __repr__(self) -> str:
         return f"ComfyServer({self.url}, pid={self._proc.pid if self._proc else None}, root={self.root})"
+
+
+def wait_for_pool(client: httpx.Client, node_type: str = "comfyui.ImageInvert", timeout: float = 120) -> None:
+    """Until the nodeloom server behind `client` offers `node_type` from a healthy server of its ComfyUI pool (its
+    worker checks the pool when it starts)."""
+    deadline = time.monotonic() + timeout
+    while not client.get(f"/api/v1/nodes/{node_type}").json().get("available"):
+        assert time.monotonic() < deadline, f"the pool never offered {node_type}"
+        time.sleep(0.2)
