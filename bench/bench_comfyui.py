@@ -15,7 +15,7 @@ nodeloom …) so that both sides see the same machine load, and every run on eit
   `--poll-ms` until COMPLETED, then `GET` of the output's signed URL.
 
 Graphs: the 3-node one (EmptyImage 64×64 → ImageInvert → SaveImage; in nodeloom input.integer → comfyui.EmptyImage
-→ comfyui.ImageInvert → comfyui.SaveImage → output.image) and a ≥ 200 ms one (EmptyImage 576×576 → ImageBlur radius
+→ comfyui.ImageInvert → comfyui.SaveImage → output.image) and a ≥ 200 ms one (EmptyImage 1024×1024 → ImageBlur radius
 15, σ 5 → SaveImage). Latency is end to end (submit → output bytes in hand), runs one after another; throughput is
 N runs submitted back to back, from the first submit to the last output fetched.
 """
@@ -59,7 +59,7 @@ class Shape:
 
 
 LIGHT = Shape("light", "3-node (EmptyImage 64² → ImageInvert → SaveImage)", 64)
-HEAVY = Shape("heavy", "blur (EmptyImage 576² → ImageBlur r15 σ5 → SaveImage)", 576, (15, 5.0))
+HEAVY = Shape("heavy", "blur (EmptyImage 1024² → ImageBlur r15 σ5 → SaveImage)", 1024, (15, 5.0))
 
 
 def comfy_prompt(shape: Shape, color: int, prefix: str) -> dict[str, Any]:
