@@ -29,6 +29,7 @@ from nodeloom.engine.executor import RunOptions
 from nodeloom.engine.graph import Limits
 from nodeloom.engine.node import Node
 from nodeloom.engine.registry import NodeSource, Registry
+from nodeloom.media.images import memory_size
 from nodeloom.media.sandbox import Budget, Sandbox
 from nodeloom.media.urlguard import AddressGuard, GuardedClient, Resolver
 from nodeloom.nodes import PACKS, builtin_nodes
@@ -243,7 +244,8 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
         clock=clock, cache=cache, pool=pool, services=node_services, secrets=declared_secrets(node_types),
         limits=graph_limits, metrics=metrics, max_attempts=settings.max_attempts,
         options=RunOptions(concurrency=settings.graph_concurrency, node_timeout_s=settings.node_timeout_seconds,
-                           admit=billing.admit_fanout, segments={"comfyui": comfy_runner}, now=clock.time),
+                           admit=billing.admit_fanout, segments={"comfyui": comfy_runner}, now=clock.time,
+                           memory_budget=settings.execution_memory_mb * 2**20, size_of=memory_size),
         work_root=settings.data_dir.resolve() / "work")
 
     # what every worker process also does

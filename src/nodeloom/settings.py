@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # workers and scheduling (every schedule is configuration, so tests use seconds)
     embedded_workers: bool = True
     worker_concurrency: int = Field(default=8, ge=1, le=256)
+    #: what one execution's node outputs may hold in memory at once (decoded images, buffers); past it the node
+    #: that would cross it fails `node_memory`
+    execution_memory_mb: int = Field(default=4096, ge=16)
     process_pool_size: int = Field(default=2, ge=0, le=64)
     #: built-in image operations (Pillow/OpenCV/NumPy, which release the GIL) on images up to this many pixels run
     #: on threads of the worker, not pickled through the process pool and back; larger ones, models and operators'

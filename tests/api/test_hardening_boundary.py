@@ -249,3 +249,18 @@ def test_a_configured_vendor_host_does_not_open_user_urls(make_server: Callable[
         assert error_of(r, 422)
         r = c.patch(f"/api/v1/workflows/{media}/webhook", json={"callbackUrl": https_local})
         assert error_of(r, 422)
+
+
+def test_an_execution_over_its_memory_budget_fails_node_memory(make_server: Callable[..., LiveServer]) -> None:
+    srv = make_server(execution_memory_mb=16)
+    _account, key = srv.account()
+    graph = {"nodes": [
+        {"id": "a", "type": "image.gradient", "params": {"width": 2048, "height": 2048}},  # 12 MiB decoded
+        {"id": "b", "type": "image.invert", "inputs": {"image": {"from": "a", "output": "image"}}},  # 24 MiB held
+        {"id": "out", "type": "output.image", "inputs": {"image": {"from": "b", "output": "image"}},
+         "params": {"name": "image"}},
+    ]}
+    with srv.client(key) as c:
+        body = run_to_end(c, publish(c, graph))
+    assert body["status"] == "FAILED", body
+    assert body["error"]["code"] == "node_memory" and body["error"]["nodeId"] == "b"

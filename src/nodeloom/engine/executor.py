@@ -39,6 +39,10 @@ class RunOptions:
     segments: Mapping[str, SegmentRunner] = field(default_factory=dict)
     #: the wall clock (epoch seconds) nodes' `startedAt`/`completedAt` are read from (the services' Clock.time)
     now: Callable[[], float] = time.time
+    #: the execution's memory budget: what its nodes' outputs held in memory may add up to (bytes, as `size_of`
+    #: counts them: decoded images, buffers); a node whose outputs would pass it fails `node_memory`
+    memory_budget: int | None = None
+    size_of: Callable[[Any], int] | None = None
 
 
 class _Failed(Exception):
@@ -117,7 +121,7 @@ class _ReadySet:
 
     __slots__ = ("graph", "execution_id", "account_id", "inputs", "env", "cache", "cancel", "options", "queue",
                  "results", "keys", "sem", "remaining", "children", "tasks", "failure", "fanned_runs", "segments",
-                 "units", "started", "__weakref__")
+                 "units", "started", "held", "__weakref__")
 
     def __init__(
         self,
@@ -168,6 +172,8 @@ class _ReadySet:
         self.failure: NodeError | None = None
         #: how many elements each fan-out ran (what it is charged for)
         self.fanned_runs: dict[str, int] = {}
+        #: bytes the run's results hold in memory (counted when a memory budget is set)
+        self.held = 0
         #: when each node that ran started (epoch seconds), for its events' `startedAt`
         self.started: dict[str, float] = {}
 
@@ -276,6 +282,7 @@ class _ReadySet:
                 raise _Failed(exc) from exc
             except Exception as exc:  # a node's bug becomes a FAILED node with a clear message
                 raise _Failed(NodeError(f"{type(exc).__name__}: {exc}", node_id=nid)) from exc
+            self.admit_memory(nid, out)
             results[nid] = out
             if cache is not None:
                 await cache.put(key, out)
@@ -333,12 +340,26 @@ class _ReadySet:
             duration = round((time.perf_counter() - started) * 1000, 3)
             ended = instant(now())
             for nid in seg.members:
+                if nid not in ctx.reported:
+                    self.admit_memory(nid, out.get(nid) or {})
+            for nid in seg.members:
                 if nid in ctx.reported:
                     continue
                 results[nid] = out.get(nid) or {}
                 queue.put_nowait(ev.Event(ev.NODE_COMPLETED, nid, {
                     "nodeId": nid, "cached": False, "durationMs": duration,
                     "startedAt": member_started.get(nid, seg_started), "completedAt": ended}, results[nid]))
+
+    def admit_memory(self, nid: str, out: Mapping[str, Any]) -> None:
+        """Count a node's outputs against the execution's memory budget (they stay live until the run ends)."""
+        budget, size_of = self.options.memory_budget, self.options.size_of
+        if budget is None or size_of is None:
+            return
+        self.held += sum(size_of(value) for value in out.values())
+        if self.held > budget:
+            raise _Failed(NodeError(
+                f"node '{nid}' brings what this execution holds in memory to {self.held // 2**20} MiB, over its "
+                f"budget of {budget // 2**20} MiB", code="node_memory", node_id=nid))
 
     def gather_inputs(self, node: NodeInstance, skip: set[str] | None = None) -> dict[str, Any]:
         results = self.results

@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import re
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -80,3 +81,28 @@ def encode_image(image: Image.Image, fmt: str = "png", quality: int = 92) -> tup
         return buf.getvalue(), "image/webp"
     image.save(buf, "PNG", compress_level=1)
     return buf.getvalue(), "image/png"
+
+
+#: bytes per pixel per band of Pillow's modes (the rest are 1)
+_BAND_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}
+
+
+def memory_size(value: Any) -> int:
+    """What a node's output value holds in memory (the executor's per-execution budget counts it): a decoded image's
+    pixels, an array's or a buffer's bytes, a text's length; files on disk (`MediaFile`) count nothing."""
+    stack, total = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Image.Image):
+            total += item.width * item.height * len(item.getbands()) * _BAND_BYTES.get(item.mode, 1)
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            total += len(item)
+        elif isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "nbytes") and isinstance(item.nbytes, int):  # a NumPy array
+            total += item.nbytes
+    return total
