@@ -62,14 +62,16 @@ class SqlQueue:
             blocked = room.blocked if room is not None else set()
             claimable = (Job.queue.in_(queues), Job.available_at <= now,
                          or_(Job.state == "queued", Job.lease_expires_at < now))
-            # each account's oldest claimable jobs (as many as one claim could take of them), then their turns
+            # each account's oldest claimable jobs (as many as one claim could take of them — more on PostgreSQL, where
+            # rows other claimers hold are skipped, not waited for), then their turns
+            depth = limit if self.db.is_sqlite else limit * 4 + 16
             rn = func.row_number().over(partition_by=Job.account_id, order_by=Job.seq).label("rn")
             ranked = select(Job.execution_id, Job.account_id, Job.seq, rn).where(*claimable)
             if blocked:
                 ranked = ranked.where(Job.account_id.not_in(blocked))
             per_account = ranked.subquery()
             candidates = s.execute(select(per_account.c.execution_id, per_account.c.account_id, per_account.c.seq)
-                                   .where(per_account.c.rn <= limit)).all()
+                                   .where(per_account.c.rn <= depth)).all()
             if not candidates:
                 return []
             running = {acct: int(n) for acct, n in s.execute(
@@ -77,7 +79,7 @@ class SqlQueue:
                 .group_by(Job.account_id)).all()}
             turns = fair_order(candidates, account=lambda r: str(r[1]), seq=lambda r: int(r[2]), running=running,
                                served=self.served.view())
-            wanted = [str(r[0]) for r in turns[:limit if room is None else limit * 4 + 16]]
+            wanted = [str(r[0]) for r in turns[:depth if room is None else limit * 4 + 16]]
             q = select(Job).where(Job.execution_id.in_(wanted), *claimable)
             if not self.db.is_sqlite:
                 q = q.with_for_update(skip_locked=True)
