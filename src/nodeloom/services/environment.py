@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from PIL import Image
 from sqlalchemy import select
 
+from nodeloom.services.hub import WorkSignal
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import ExecutionNode
 
@@ -108,8 +109,7 @@ class SleepingSlots:
         self.min_seconds = min_seconds
         self._lock = threading.Lock()
         self._sleeping: dict[str, int] = {}  # execution id → its nodes asleep now
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
+        self._signal = WorkSignal()  # "an execution started sleeping", for the worker loop that binds it
 
     @property
     def count(self) -> int:
@@ -124,18 +124,7 @@ class SleepingSlots:
 
     def bind(self) -> asyncio.Event:
         """Called by the worker loop: an event set whenever an execution starts sleeping."""
-        self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
-        return self._event
-
-    def _notify(self) -> None:
-        loop, event = self._loop, self._event
-        if loop is None or event is None:
-            return
-        try:
-            loop.call_soon_threadsafe(event.set)
-        except RuntimeError:  # that loop is closed
-            pass
+        return self._signal.bind()
 
     @contextlib.contextmanager
     def asleep(self, execution_id: str, seconds: float = float("inf")) -> Iterator[None]:
@@ -146,7 +135,7 @@ class SleepingSlots:
             first = execution_id not in self._sleeping
             self._sleeping[execution_id] = self._sleeping.get(execution_id, 0) + 1
         if first:
-            self._notify()
+            self._signal.notify()
         try:
             yield
         finally:
