@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nodeloom.engine.errors import NodeError
@@ -67,7 +67,6 @@ class ComfyPolicy:
     max_seconds: float = 600.0
     max_image_pixels: int = 4096 * 4096
     max_batch: int = 16
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def allowed(self, class_type: str, entry: dict[str, Any]) -> bool:
         if self.allowed_classes:
