@@ -167,10 +167,10 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
 
     # who and what: files, accounts, people, vendor keys and the hosted models they unlock
     blobs = make_blob_store(settings.storage_url, files_dir=settings.files_dir, endpoint_url=settings.s3_endpoint_url,
-                            region=settings.s3_region)
+                            region=settings.s3_region, fsync=settings.sqlite_synchronous == "FULL")
     files = FileService(db, blobs, secret_key=secret, clock=clock, ttl_seconds=settings.signed_url_ttl_seconds,
                         files_url=settings.files_url)
-    accounts = AccountService(db, secret_key=secret, clock=clock)
+    accounts = AccountService(db, secret_key=secret, clock=clock, cache_seconds=settings.auth_cache_seconds)
     users = UserService(db, accounts=accounts, secret_key=secret, clock=clock,
                         session_ttl_seconds=settings.session_ttl_seconds,
                         login_attempts=settings.login_attempts_per_window,

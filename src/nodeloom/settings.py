@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     #: on threads of the worker, not pickled through the process pool and back; larger ones, models and operators'
     #: packs use the pool. 0: always the pool (when it has processes)
     cpu_local_max_pixels: int = Field(default=2048 * 2048, ge=0)
+    #: a verified API key is remembered this long by the process that verified it (no database read per request);
+    #: revoking a key ends it at once in the process that revoked it, within this many seconds in the others
+    auth_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     poll_interval_seconds: float = Field(default=0.2, gt=0)

@@ -143,7 +143,9 @@ class RateLimitMiddleware:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 try:
-                    principal = await to_thread.run_sync(self.accounts.authenticate, token.strip())
+                    principal = self.accounts.cached(token.strip())  # no I/O: a key verified moments ago
+                    if principal is None:
+                        principal = await to_thread.run_sync(self.accounts.authenticate, token.strip())
                 except ApiError:
                     principal = None  # the route answers 401; the address's budget pays for it
         else:

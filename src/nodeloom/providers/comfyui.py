@@ -15,8 +15,12 @@ What the protocol leaves to its clients, and this one does:
 - Events go only to the socket of the submitting `client_id`, and a socket opened with an id in use silently takes
   its place (the other socket stays open and hears nothing). `EventStream.follow` asks `locate` whenever the socket
   has been quiet a while, and polls `/history` when the socket closes, so a lost event never hangs a caller.
+  `SharedEvents` is one socket (one client id) for many prompts, its frames dispatched by prompt id.
 - `execution_success` is sent before the history entry is written, `executing {node: null}` after it: terminal
-  events are yielded only with the history entry (status, outputs, timestamps) in hand.
+  events are yielded only with the history entry (status, outputs, timestamps) in hand. A socket that told a
+  prompt's `execution_start` and its terminal message told the whole entry — the same messages and the `executed`
+  outputs ComfyUI builds it from — and the terminal event comes at once; otherwise it waits for the END frame and
+  reads `/history`.
 - A 200 from /prompt may still carry `node_errors`: the output nodes that failed validation are silently dropped
   and the rest run (`Submitted.node_errors`).
 - `/interrupt {prompt_id}` acts only while that prompt is running, stops it at the next node boundary, and is lost
@@ -29,12 +33,13 @@ nor on the socket. Deadlines are absolute times on the client's `clock` (`time.m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import mimetypes
 import posixpath
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -71,9 +76,11 @@ __all__ = [
     "PromptLost",
     "PromptRejected",
     "QueueState",
+    "SharedEvents",
     "Submitted",
     "Succeeded",
     "ViewedFile",
+    "Watch",
     "node_outputs",
     "outputs",
 ]
@@ -668,6 +675,18 @@ class ComfyClient:
         One socket per client id: opening another with the same id silences this one (a client id per prompt is
         simplest). The stream is ready once ComfyUI has greeted it, so a prompt submitted afterwards reaches it.
         """
+        ws = await self._connect(client_id)
+        try:
+            yield EventStream(self, ws, client_id=client_id)
+        finally:
+            await ws.close()
+
+    def shared_events(self, *, client_id: str | None = None) -> SharedEvents:
+        """One socket for every prompt this client's caller submits with its `client_id` (see `SharedEvents`)."""
+        return SharedEvents(self, client_id=client_id)
+
+    async def _connect(self, client_id: str) -> ClientConnection:
+        """A socket for `client_id`'s events, greeted by ComfyUI (so a prompt submitted from now on reaches it)."""
         url = httpx.URL(self._url("/ws"), params={"clientId": client_id})
         uri = str(url.copy_with(scheme="wss" if url.scheme == "https" else "ws"))
         try:
@@ -694,9 +713,10 @@ class ComfyClient:
             ) from exc
         try:
             await self._greeting(ws)
-            yield EventStream(self, ws, client_id=client_id)
-        finally:
+        except BaseException:
             await ws.close()
+            raise
+        return ws
 
     async def follow(
         self, prompt_id: str, *, client_id: str, deadline: float | None = None
@@ -719,6 +739,16 @@ class ComfyClient:
                 return
             async for event in events.follow(prompt_id, deadline=deadline):
                 yield event
+
+    async def await_events(
+        self, prompt_id: str, *, poll_interval: float = 0.5, deadline: float | None = None
+    ) -> AsyncIterator[ComfyEvent]:
+        """Re-attach to a submitted prompt without a socket (its client id's socket may be another process's, which
+        a socket of ours would silence): `wait_done`, then the events its history entry tells (`ExecutionStart`,
+        `NodeExecuted` of each output, the terminal event). Nothing is told while it runs."""
+        entry = await self.wait_done(prompt_id, poll_interval=poll_interval, deadline=deadline)
+        for event in _missed(entry, started=False, executed=set()):
+            yield event
 
     # ── plumbing ──
 
@@ -817,51 +847,232 @@ class EventStream:
         terminal event. Raises PromptLost when the server knows nothing of the prompt (noticed at a quiet check),
         DeadlineExceeded past `deadline` (the prompt is left as it is), ComfyUnavailable when the server is gone.
         """
-        client = self._client
-        located: Located | None = None
-        started = False
-        executed: set[str] = set()
-        finished = False
-        while not finished:
-            wait = client._quiet_check
-            if deadline is not None:
-                remaining = deadline - client._clock()
-                if remaining <= 0:
-                    raise DeadlineExceeded(
-                        f"prompt {prompt_id} is not done by its deadline", server=client.base_url, prompt_id=prompt_id
-                    )
-                wait = min(wait, remaining)
-            try:
-                async with asyncio.timeout(wait):
-                    frame = await self._ws.recv()
-            except TimeoutError:
-                located = await client.locate(prompt_id)
-                if located is None:
-                    raise PromptLost(
-                        f"prompt {prompt_id} is gone from the server", server=client.base_url, prompt_id=prompt_id
-                    ) from None
-                finished = located.state == "done"
-                continue
-            except ConnectionClosed:
-                break  # history polling takes over below
-            if not isinstance(frame, str):
-                continue  # a preview image
-            event = _event(frame, prompt_id)
-            if event is _END:
-                finished = True
-            elif event is not None and not isinstance(event, _Sentinel):
-                if isinstance(event, ExecutionStart):
-                    started = True
-                elif isinstance(event, NodeExecuted):
-                    executed.add(event.node)
-                yield event
-        entry = located.entry if located is not None and located.entry is not None else None
-        if entry is None and finished:  # the END frame: the history entry is written, one read brings it
-            entry = await client.history(prompt_id)
-        if entry is None:
-            entry = await client.wait_done(prompt_id, deadline=deadline)
-        for event in _missed(entry, started=started, executed=executed):
+        async for event in _follow(self._client, self._recv, prompt_id, deadline):
             yield event
+
+    async def _recv(self) -> dict[str, Any] | None:
+        try:
+            frame = await self._ws.recv()
+        except ConnectionClosed:
+            raise _SocketClosed() from None
+        return _message(frame)
+
+
+class SharedEvents:
+    """One socket to one server for every prompt a process follows there: its own client id (every prompt is
+    submitted with it), frames dispatched to the prompt's watchers by prompt id.
+
+        events = client.shared_events()              # one per server, kept open for the process's lifetime
+        async with events.watch(pid) as watch:        # opens the socket when it is not open
+            await client.submit(prompt, prompt_id=pid, client_id=events.client_id)
+            async for event in watch.follow(): ...
+
+    It saves every prompt a connection and ComfyUI's greeting. When the socket closes (the server went away), the
+    watchers on it fall back to the history (`follow`'s rules) and the next `watch` opens a new one, with the same
+    client id. Never open another socket with `client_id`: ComfyUI would send that socket the events instead.
+    """
+
+    def __init__(self, client: ComfyClient, *, client_id: str | None = None):
+        self.client = client
+        self.client_id = client_id or f"nodeloom-{uuid.uuid4().hex}"
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._opening = asyncio.Lock()
+        self._watches: dict[str, set[Watch]] = {}
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._reader is not None and not self._reader.done()
+
+    async def connect(self) -> None:
+        """Open the socket unless it is open; ComfyUnavailable when the server cannot be reached."""
+        if self.connected:
+            return
+        async with self._opening:
+            if self.connected:
+                return
+            ws = await self.client._connect(self.client_id)
+            self._ws = ws
+            self._reader = asyncio.create_task(self._read(ws), name=f"comfyui-events:{self.client.base_url}")
+
+    @asynccontextmanager
+    async def watch(self, prompt_id: str) -> AsyncIterator[Watch]:
+        """Frames of `prompt_id` from now on (enter it before submitting the prompt)."""
+        await self.connect()
+        assert self._ws is not None
+        watch = Watch(self, prompt_id, self._ws)
+        self._watches.setdefault(prompt_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            found = self._watches.get(prompt_id)
+            if found is not None:
+                found.discard(watch)
+                if not found:
+                    del self._watches[prompt_id]
+
+    async def reattach(self, prompt_id: str, *, deadline: float | None = None) -> AsyncIterator[ComfyEvent]:
+        """`ComfyClient.follow` through this socket, for a prompt submitted with its client id earlier."""
+        async with self.watch(prompt_id) as watch:
+            located = await self.client.locate(prompt_id)
+            if located is None:
+                raise PromptLost(
+                    f"the server knows nothing of prompt {prompt_id}", server=self.client.base_url, prompt_id=prompt_id
+                )
+            if located.entry is not None:
+                for event in _missed(located.entry, started=False, executed=set()):
+                    yield event
+                return
+            async for event in watch.follow(deadline=deadline):
+                yield event
+
+    async def aclose(self) -> None:
+        reader, ws = self._reader, self._ws
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if ws is not None:
+            await ws.close()
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                message = _message(frame)
+                if message is None:
+                    continue
+                prompt_id = message["data"].get("prompt_id")
+                for watch in self._watches.get(prompt_id, ()) if isinstance(prompt_id, str) else ():
+                    watch._frames.put_nowait(message)
+        except ConnectionClosed:
+            pass
+        finally:  # nothing more comes on this socket: its watchers turn to the history
+            if self._ws is ws:
+                self._ws = None
+            for watches in self._watches.values():
+                for watch in watches:
+                    if watch._ws is ws:
+                        watch._frames.put_nowait(None)
+            await ws.close()
+
+
+class Watch:
+    """One prompt's frames on a `SharedEvents` socket."""
+
+    def __init__(self, events: SharedEvents, prompt_id: str, ws: ClientConnection):
+        self._events = events
+        self._ws = ws
+        self.prompt_id = prompt_id
+        #: the prompt's frames (parsed); None once the socket has closed
+        self._frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def follow(self, *, deadline: float | None = None) -> AsyncIterator[ComfyEvent]:
+        """As `EventStream.follow`."""
+        async for event in _follow(self._events.client, self._recv, self.prompt_id, deadline):
+            yield event
+
+    async def _recv(self) -> dict[str, Any] | None:
+        message = await self._frames.get()
+        if message is None:
+            self._frames.put_nowait(None)  # stays closed
+            raise _SocketClosed()
+        return message
+
+
+class _SocketClosed(Exception):
+    pass
+
+
+class _Seen:
+    """What a socket told of one prompt: when it has told the start and the end, that is its whole history entry
+    (ComfyUI builds the entry from the same messages and outputs), and the history need not be read."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, Mapping[str, Any]]] = []
+        self.outputs: dict[str, Mapping[str, Any]] = {}
+        self.started = False
+        self.terminal: str | None = None
+
+    def entry(self, prompt_id: str, *, server: str) -> HistoryEntry | None:
+        if not self.started or self.terminal is None:
+            return None
+        return HistoryEntry(
+            prompt_id=prompt_id,
+            status="success" if self.terminal == "execution_success" else "error",
+            completed=self.terminal == "execution_success",
+            outputs=dict(self.outputs),
+            messages=tuple(self.messages),
+            server=server,
+        )
+
+
+async def _follow(
+    client: ComfyClient,
+    recv: Callable[[], Awaitable[dict[str, Any] | None]],
+    prompt_id: str,
+    deadline: float | None,
+) -> AsyncIterator[ComfyEvent]:
+    """`EventStream.follow` over the frames `recv` gives (None: a frame to skip; `_SocketClosed` at the end)."""
+    located: Located | None = None
+    seen = _Seen()
+    executed: set[str] = set()
+    finished = False
+    entry: HistoryEntry | None = None
+    while not finished:
+        wait = client._quiet_check
+        if deadline is not None:
+            remaining = deadline - client._clock()
+            if remaining <= 0:
+                raise DeadlineExceeded(
+                    f"prompt {prompt_id} is not done by its deadline", server=client.base_url, prompt_id=prompt_id
+                )
+            wait = min(wait, remaining)
+        try:
+            async with asyncio.timeout(wait):
+                message = await recv()
+        except TimeoutError:
+            located = await client.locate(prompt_id)
+            if located is None:
+                raise PromptLost(
+                    f"prompt {prompt_id} is gone from the server", server=client.base_url, prompt_id=prompt_id
+                ) from None
+            finished = located.state == "done"
+            continue
+        except _SocketClosed:
+            break  # history polling takes over below
+        if message is None:
+            continue  # a preview image, or not a message of ComfyUI's
+        kind, data = message.get("type"), message["data"]
+        if data.get("prompt_id") != prompt_id:
+            continue
+        if kind in _TERMINAL:
+            seen.terminal = str(kind)
+            seen.messages.append((str(kind), data))
+            entry = seen.entry(prompt_id, server=client.base_url)
+            finished = entry is not None  # else the END frame, then the history
+            continue
+        event = _event_of(message, prompt_id)
+        if event is _END:
+            finished = True
+        elif event is not None and not isinstance(event, _Sentinel):
+            if isinstance(event, ExecutionStart):
+                seen.started = True
+                seen.messages.append(("execution_start", data))
+            elif isinstance(event, Cached):
+                seen.messages.append(("execution_cached", data))
+            elif isinstance(event, NodeExecuted):
+                executed.add(event.node)
+                if event.output:
+                    seen.outputs[event.node] = event.output
+            yield event
+    if entry is None and located is not None:
+        entry = located.entry
+    if entry is None and finished:  # the END frame: the history entry is written, one read brings it
+        entry = await client.history(prompt_id)
+    if entry is None:
+        entry = await client.wait_done(prompt_id, deadline=deadline)
+    for event in _missed(entry, started=seen.started, executed=executed):
+        yield event
 
 
 def _missed(entry: HistoryEntry, *, started: bool, executed: set[str]) -> list[ComfyEvent]:
@@ -896,18 +1107,24 @@ def _frame_type(frame: str) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def _event(frame: str, prompt_id: str) -> ComfyEvent | _Sentinel | None:
-    """The event a JSON frame carries for `prompt_id`; None for frames about anything else.
-
-    Terminal frames yield nothing here: the terminal event is built from the history entry, which ComfyUI writes
-    after sending them and before `executing {node: null}`.
-    """
+def _message(frame: str | bytes) -> dict[str, Any] | None:
+    """A JSON frame as `{type, data: {…}}`; None for a binary frame (a preview) or anything else."""
+    if not isinstance(frame, str):
+        return None
     try:
         message = json.loads(frame)
     except ValueError:
         return None
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         return None
+    return message
+
+
+def _event_of(message: Mapping[str, Any], prompt_id: str) -> ComfyEvent | _Sentinel | None:
+    """The event a message (`_message`) carries for `prompt_id`; None for messages about anything else.
+
+    Terminal messages yield nothing here: the terminal event is built with the history entry (`_follow`).
+    """
     kind, data = message.get("type"), message["data"]
     # a frame without a prompt id (the `executing` replayed to a reconnecting socket) cannot be attributed
     if data.get("prompt_id") != prompt_id or kind in _TERMINAL:

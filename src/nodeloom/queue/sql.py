@@ -7,9 +7,9 @@ again, and the attempt number fences the stale worker's late writes.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -21,6 +21,29 @@ from nodeloom.storage.models import Job
 __all__ = ["CapFilter", "Claim", "Room", "SqlQueue", "StartHook"]
 
 T = TypeVar("T")
+
+# statements built once (building and keying one costs more than SQLite takes to answer it)
+_CLAIMABLE = (Job.queue.in_(bindparam("queues", expanding=True)), Job.available_at <= bindparam("now"),
+              or_(Job.state == "queued", Job.lease_expires_at < bindparam("now")))
+
+
+def _candidates(*, blocked: bool) -> Select[Any]:
+    """Each account's oldest claimable jobs, at most `depth` of each (with `blocked`: not those accounts')."""
+    rn = func.row_number().over(partition_by=Job.account_id, order_by=Job.seq).label("rn")
+    ranked = select(Job.execution_id, Job.account_id, Job.seq, rn).where(*_CLAIMABLE)
+    if blocked:
+        ranked = ranked.where(Job.account_id.not_in(bindparam("blocked", expanding=True)))
+    per_account = ranked.subquery()
+    return (select(per_account.c.execution_id, per_account.c.account_id, per_account.c.seq)
+            .where(per_account.c.rn <= bindparam("depth")))
+
+
+_CANDIDATES = {False: _candidates(blocked=False), True: _candidates(blocked=True)}
+_RUNNING = (select(Job.account_id, func.count()).where(Job.state == "claimed", Job.lease_expires_at >= bindparam("now"))
+            .group_by(Job.account_id))
+_JOBS = select(Job).where(Job.execution_id.in_(bindparam("wanted", expanding=True)), *_CLAIMABLE)
+_JOBS_SKIP_LOCKED = _JOBS.with_for_update(skip_locked=True)
+_ACK = delete(Job).where(Job.execution_id == bindparam("execution_id"), Job.attempts == bindparam("attempt"))
 
 
 class SqlQueue:
@@ -60,30 +83,26 @@ class SqlQueue:
         with self.db.write() as s:
             room = self.cap_filter(s) if self.cap_filter else None
             blocked = room.blocked if room is not None else set()
-            claimable = (Job.queue.in_(queues), Job.available_at <= now,
-                         or_(Job.state == "queued", Job.lease_expires_at < now))
+            # the room read the live claims per account already (limits' room does): the same counts order the turns
+            counted: dict[str, int] | None = getattr(room, "running", None)
+            running = dict(counted) if counted is not None else None
             # each account's oldest claimable jobs (as many as one claim could take of them — more on PostgreSQL, where
             # rows other claimers hold are skipped, not waited for), then their turns
             depth = limit if self.db.is_sqlite else limit * 4 + 16
-            rn = func.row_number().over(partition_by=Job.account_id, order_by=Job.seq).label("rn")
-            ranked = select(Job.execution_id, Job.account_id, Job.seq, rn).where(*claimable)
+            params: dict[str, Any] = {"queues": list(queues), "now": now, "depth": depth}
             if blocked:
-                ranked = ranked.where(Job.account_id.not_in(blocked))
-            per_account = ranked.subquery()
-            candidates = s.execute(select(per_account.c.execution_id, per_account.c.account_id, per_account.c.seq)
-                                   .where(per_account.c.rn <= depth)).all()
+                params["blocked"] = list(blocked)
+            candidates = s.execute(_CANDIDATES[bool(blocked)], params).all()
             if not candidates:
                 return []
-            running = {acct: int(n) for acct, n in s.execute(
-                select(Job.account_id, func.count()).where(Job.state == "claimed", Job.lease_expires_at >= now)
-                .group_by(Job.account_id)).all()}
+            if running is None:
+                running = {acct: int(n) for acct, n in s.execute(_RUNNING, {"now": now}).all()}
             turns = fair_order(candidates, account=lambda r: str(r[1]), seq=lambda r: int(r[2]), running=running,
                                served=self.served.view())
             wanted = [str(r[0]) for r in turns[:depth if room is None else limit * 4 + 16]]
-            q = select(Job).where(Job.execution_id.in_(wanted), *claimable)
-            if not self.db.is_sqlite:
-                q = q.with_for_update(skip_locked=True)
-            jobs = {job.execution_id: job for job in s.scalars(q).all()}
+            q = _JOBS if self.db.is_sqlite else _JOBS_SKIP_LOCKED
+            jobs = {job.execution_id: job for job in s.scalars(q, {"wanted": wanted, "queues": list(queues),
+                                                                   "now": now}).all()}
             chosen: list[Job] = []
             for execution_id in wanted:
                 job = jobs.get(execution_id)
@@ -169,12 +188,12 @@ class SqlQueue:
             return s.connection().execute(stmt).rowcount > 0
 
     def ack(self, claim: Claim, session: Session | None = None) -> None:
-        stmt = delete(Job).where(Job.execution_id == claim.execution_id, Job.attempts == claim.attempt)
+        params = {"execution_id": claim.execution_id, "attempt": claim.attempt}
         if session is not None:
-            session.execute(stmt)
+            session.execute(_ACK, params)
             return
         with self.db.write() as s:
-            s.execute(stmt)
+            s.execute(_ACK, params)
 
     def release(self, claim: Claim, *, delay_s: float = 0.0) -> None:
         with self.db.write() as s:

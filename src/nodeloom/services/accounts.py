@@ -35,11 +35,15 @@ class Principal:
 
 
 class AccountService:
-    def __init__(self, db: Database, *, secret_key: str, clock: Clock):
+    def __init__(self, db: Database, *, secret_key: str, clock: Clock, cache_seconds: float = 0.0):
         self.db = db
         self.clock = clock
         self._hmac_key = hashlib.sha256(b"nodeloom-api-keys\0" + secret_key.encode()).digest()
         self._last_used: dict[str, float] = {}
+        #: digest → (principal, remembered until (monotonic), the key's expiry): verified keys, so that a client's
+        #: poll loop does not read the key's row on every request (NODELOOM_AUTH_CACHE_SECONDS; 0: never)
+        self._cache_seconds = cache_seconds
+        self._verified: dict[str, tuple[Principal, float, datetime | None]] = {}
 
     def digest(self, key: str) -> str:
         return hmac.new(self._hmac_key, key.encode(), hashlib.sha256).hexdigest()
@@ -117,8 +121,34 @@ class AccountService:
             if k is None or k.account_id != account_id or k.revoked_at is not None:
                 raise NotFound("API key not found")
             k.revoked_at = self.clock.now()
+        self.forget_key(key_id)
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop what this process remembers of a key (it was revoked)."""
+        for digest, (principal, _until, _expires) in list(self._verified.items()):
+            if principal.key_id == key_id:
+                self._verified.pop(digest, None)
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a key this process verified within NODELOOM_AUTH_CACHE_SECONDS (and that has not
+        expired since), else None — no I/O: the request path asks here first, on the event loop."""
+        if not self._verified or not KEY_RE.match(token):
+            return None
+        hit = self._verified.get(self.digest(token))
+        if hit is None:
+            return None
+        principal, until, expires = hit
+        now = self.clock.time()
+        if now >= until or (expires is not None and _aware(expires).timestamp() <= now):
+            return None
+        if now - self._last_used.get(principal.key_id or "", 0) >= 60:
+            return None  # lastUsedAt is due (a write): the caller takes the path that may block
+        return principal
 
     def authenticate(self, token: str) -> Principal:
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         if not KEY_RE.match(token):
             raise Unauthorized("malformed API key: expected 'Authorization: Bearer sk-...'")
         digest = self.digest(token)
@@ -130,6 +160,11 @@ class AccountService:
             if k.expires_at is not None and _aware(k.expires_at) <= now:
                 raise Unauthorized("invalid API key")
             principal = Principal(account_id=k.account_id, scopes=frozenset(k.scopes), key_id=k.id)
+            expires_at = k.expires_at
+        if self._cache_seconds > 0:
+            if len(self._verified) >= 10_000:
+                self._verified.clear()
+            self._verified[digest] = (principal, self.clock.time() + self._cache_seconds, expires_at)
         self._touch(principal.key_id or "")
         return principal
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -53,6 +53,8 @@ log = logging.getLogger("nodeloom.billing")
 CENT = Decimal("0.0001")  # credits are kept to four places (the column's scale)
 #: tolerance for SQLite, whose NUMERIC arithmetic is floating point; PostgreSQL's is exact
 EPSILON = Decimal("0.00005")
+#: what an execution still holds (built once: every execution's end asks)
+_HELD = select(func.coalesce(func.sum(OPEN_HOLD), 0)).where(CreditEntry.execution_id == bindparam("execution_id"))
 
 
 def credits(value: float | Decimal) -> Decimal:
@@ -194,7 +196,7 @@ class BillingService(ExecutionListener):
 
     @staticmethod
     def _held(s: Session, execution_id: str) -> Decimal:
-        value = s.scalar(select(func.coalesce(func.sum(OPEN_HOLD), 0)).where(CreditEntry.execution_id == execution_id))
+        value = s.scalar(_HELD, {"execution_id": execution_id})
         return credits(value or 0)
 
     @staticmethod

@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock, iso
@@ -181,8 +181,13 @@ class ExecutionService:
             return self._get(s, account_id, execution_id).status
 
     def poll(self, *, account_id: str, execution_id: str, base_url: str = "") -> dict[str, Any]:
+        # every client's hot loop: plain rows of the columns the body shows (no ORM object, and neither the
+        # graph nor the inputs read and parsed)
         with self.db.read() as s:
-            body = self.snapshot(s, self._get(s, account_id, execution_id))
+            ex = s.execute(_POLL_EXECUTION, {"execution_id": execution_id}).first()
+            if ex is None or ex.account_id != account_id:
+                raise NotFound("execution not found")
+            body = snapshot(s, ex, queue=self.queue)
         return self.files.render(body, base_url)
 
     def snapshot(self, s: Session, ex: Execution) -> dict[str, Any]:
@@ -259,11 +264,12 @@ class ExecutionService:
             s.delete(ex)
 
 
-def snapshot(s: Session, ex: Execution, *, queue: QueueBackend) -> dict[str, Any]:
+def snapshot(s: Session, ex: Execution | Any, *, queue: QueueBackend) -> dict[str, Any]:
     """The poll body as stored, read in the caller's session (media still stored-file markers:
-    `files.render` signs their URLs). Webhook callbacks snapshot it inside the event's transaction."""
+    `files.render` signs their URLs), from an Execution or a row of `_EXECUTION_COLUMNS`. Webhook callbacks
+    snapshot it inside the event's transaction."""
     # plain rows of the columns the body shows (no ORM objects to build and track: this is every poll's path)
-    nodes = s.execute(select(*_NODE_COLUMNS).where(ExecutionNode.execution_id == ex.id)).all()
+    nodes = s.execute(_POLL_NODES, {"execution_id": ex.id}).all()
     position = queue.position(s, ex.id) if ex.status == "QUEUED" else None
     body: dict[str, Any] = {
         "executionId": ex.id, "workflowId": ex.workflow_id,
@@ -280,9 +286,17 @@ def snapshot(s: Session, ex: Execution, *, queue: QueueBackend) -> dict[str, Any
     return body
 
 
+_EXECUTION_COLUMNS = (Execution.id, Execution.account_id, Execution.workflow_id, Execution.version, Execution.status,
+                      Execution.progress, Execution.created_at, Execution.started_at, Execution.completed_at,
+                      Execution.credits_used, Execution.outputs, Execution.error)
 _NODE_COLUMNS = (ExecutionNode.node_id, ExecutionNode.status, ExecutionNode.node_type, ExecutionNode.started_at,
                  ExecutionNode.completed_at, ExecutionNode.cached, ExecutionNode.credits, ExecutionNode.outputs,
                  ExecutionNode.error)
+
+#: built once: a statement object reused keeps its compiled form's cache key (building and keying a statement costs
+#: more than SQLite takes to answer it)
+_POLL_EXECUTION = select(*_EXECUTION_COLUMNS).where(Execution.id == bindparam("execution_id"))
+_POLL_NODES = select(*_NODE_COLUMNS).where(ExecutionNode.execution_id == bindparam("execution_id"))
 
 
 def _node_public(n: Any) -> dict[str, Any]:

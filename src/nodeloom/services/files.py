@@ -199,6 +199,17 @@ class FileService:
               execution_id: str | None = None, width: int | None = None, height: int | None = None,
               duration_s: float | None = None) -> StoredFile:
         """Store bytes under the type the server finds in them (`sniff_content_type`), whatever was declared."""
+        stored, row = self.prepare(account_id=account_id, data=data, content_type=content_type, name=name,
+                                   execution_id=execution_id, width=width, height=height, duration_s=duration_s)
+        with self.db.write() as s:
+            s.add(row)
+        return stored
+
+    def prepare(self, *, account_id: str, data: bytes, content_type: str, name: str | None = None,
+                execution_id: str | None = None, width: int | None = None, height: int | None = None,
+                duration_s: float | None = None) -> tuple[StoredFile, File]:
+        """`store` without its transaction: the blob is written, the row is the caller's to add to a transaction of
+        its own (a run's outputs commit with the events that name them)."""
         content_type = sniff_content_type(data, content_type)
         if content_type.startswith("image/") and width is None:
             try:
@@ -210,9 +221,7 @@ class FileService:
         row = File(id=new_id("file"), account_id=account_id, blob_key=key, content_type=content_type,
                    size=len(data), name=name, width=width, height=height, duration_s=duration_s,
                    execution_id=execution_id, created_at=self.clock.now())
-        with self.db.write() as s:
-            s.add(row)
-        return StoredFile(row.id, content_type, len(data), width, height, duration_s)
+        return StoredFile(row.id, content_type, len(data), width, height, duration_s), row
 
     def store_image(self, *, account_id: str, image: Image.Image, fmt: str = "png",
                     execution_id: str | None = None) -> StoredFile:

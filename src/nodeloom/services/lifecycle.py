@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -32,9 +33,30 @@ TERMINAL_EVENT = {"COMPLETED": "execution.completed", "FAILED": "execution.faile
 
 
 def append_event(s: Session, ex: Execution, *, type: str, data: dict[str, Any], now: datetime) -> int:
+    """Number the execution's next event and record it in the session's transaction. Events are only ever
+    inserted, never read back in the transaction that writes them: they are kept as plain rows and inserted in
+    one statement when it commits (a batch of a fast graph carries hundreds; ORM objects cost ~10× more)."""
     ex.event_seq = (ex.event_seq or 0) + 1
-    s.add(ExecutionEvent(execution_id=ex.id, seq=ex.event_seq, type=type, data=data, created_at=now))
+    s.info.setdefault(_PENDING_EVENTS, []).append(
+        {"execution_id": ex.id, "seq": ex.event_seq, "type": type, "data": data, "created_at": now})
     return ex.event_seq
+
+
+_PENDING_EVENTS = "nodeloom.pending_events"
+_EVENTS = cast(Table, ExecutionEvent.__table__)
+
+
+@event.listens_for(Session, "before_commit")
+def _insert_pending_events(s: Session) -> None:
+    rows = s.info.pop(_PENDING_EVENTS, None)
+    if rows:
+        s.flush()  # the rows they belong to first
+        s.execute(insert(_EVENTS), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending_events(s: Session) -> None:
+    s.info.pop(_PENDING_EVENTS, None)
 
 
 def record_terminal(s: Session, ex: Execution, *, status: str, outputs: dict[str, Any] | None,

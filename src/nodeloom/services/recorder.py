@@ -10,11 +10,12 @@ transaction carries several.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from nodeloom.clock import Clock
@@ -23,13 +24,20 @@ from nodeloom.engine.graph import Graph
 from nodeloom.queue.base import Claim, QueueBackend
 from nodeloom.services.lifecycle import Lifecycle
 from nodeloom.storage.db import Database
-from nodeloom.storage.models import Execution, ExecutionNode
+from nodeloom.storage.models import Execution, ExecutionNode, File
 from nodeloom.types import TERMINAL_STATUSES
 
 STATUS_OF_EVENT = {ev.EXECUTION_COMPLETED: "COMPLETED", ev.EXECUTION_FAILED: "FAILED",
                    ev.EXECUTION_CANCELLED: "CANCELLED"}
 #: how long the batch writer waits to gather more events into one transaction
 COALESCE_S = 0.005
+
+#: statements built once (building and keying one costs more than SQLite takes to answer it)
+_WITHOUT_GRAPH = [defer(Execution.graph), defer(Execution.inputs)]
+_ALL_NODES = select(ExecutionNode).where(ExecutionNode.execution_id == bindparam("execution_id"))
+_SOME_NODES = _ALL_NODES.where(ExecutionNode.node_id.in_(bindparam("node_ids", expanding=True)))
+_COMPLETED_COUNT = select(func.count()).select_from(ExecutionNode).where(
+    ExecutionNode.execution_id == bindparam("execution_id"), ExecutionNode.status == "COMPLETED")
 
 
 def _instant(data: dict[str, Any], key: str, default: datetime) -> datetime:
@@ -53,6 +61,7 @@ class SerializedBatch:
     def __init__(self) -> None:
         self.nodes: dict[int, tuple[dict[str, Any], bool]] = {}  # id(event) → (outputs JSON, resumable)
         self.execution_outputs: dict[str, Any] | None = None
+        self.files: list[File] = []  # rows of the files the outputs name (their blobs are stored already)
 
     def add(self, event: ev.Event, outputs: dict[str, Any], resumable: bool) -> None:
         self.nodes[id(event)] = (outputs, resumable)
@@ -70,7 +79,7 @@ class EventRecorder:
     def fenced(self, s: Session, claim: Claim) -> Execution:
         """The execution row, unless another attempt owns it now (LeaseLost). Its graph and inputs are not
         needed to record events: not loaded (nor parsed) for every batch."""
-        ex = s.get(Execution, claim.execution_id, options=[defer(Execution.graph), defer(Execution.inputs)])
+        ex = s.get(Execution, claim.execution_id, options=_WITHOUT_GRAPH)
         if ex is None or ex.attempts != claim.attempt:
             raise LeaseLost()
         return ex
@@ -88,6 +97,8 @@ class EventRecorder:
         """Persist a batch of engine events in one transaction."""
         with self.db.write() as s:
             ex = self.fenced(s, claim)
+            if serialized.files:
+                s.add_all(serialized.files)
             now = self.clock.now()
             # one query for the node rows this batch changes (not every row of the execution: a batch of a
             # 1,000-node graph touches a few), and one count of those already done, for the progress
@@ -95,14 +106,12 @@ class EventRecorder:
             cancelling = any(e.type == ev.EXECUTION_CANCELLED for e in events)
             node_rows: dict[str, ExecutionNode] = {}
             if touched or cancelling:
-                query = select(ExecutionNode).where(ExecutionNode.execution_id == ex.id)
-                if not cancelling:
-                    query = query.where(ExecutionNode.node_id.in_(touched))
-                node_rows = {r.node_id: r for r in s.scalars(query)}
+                node_rows = {r.node_id: r for r in (
+                    s.scalars(_ALL_NODES, {"execution_id": ex.id}) if cancelling else
+                    s.scalars(_SOME_NODES, {"execution_id": ex.id, "node_ids": list(touched)}))}
             done = 0
             if any(e.type == ev.NODE_COMPLETED for e in events):
-                done = s.scalar(select(func.count()).select_from(ExecutionNode).where(
-                    ExecutionNode.execution_id == ex.id, ExecutionNode.status == "COMPLETED")) or 0
+                done = s.scalar(_COMPLETED_COUNT, {"execution_id": ex.id}) or 0
 
             def node_row(nid: str) -> ExecutionNode:
                 if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
@@ -156,15 +165,18 @@ class BatchWriter:
     def __init__(self, flush: Callable[[list[ev.Event]], Awaitable[None]]):
         self._flush = flush
         self._queue: asyncio.Queue[ev.Event | None] = asyncio.Queue()
+        #: the run produced its last event: a batch being gathered is written now, not COALESCE_S later
+        self._ending = asyncio.Event()
         self._task = asyncio.create_task(self._loop())
 
     async def put(self, event: ev.Event) -> None:
-        await self._queue.put(event)
+        self._queue.put_nowait(event)
         if event.type in ev.TERMINAL_EVENTS:
             await self.close()
 
     async def close(self) -> None:
         """Flush what is queued and stop; re-raises what a flush raised (e.g. LeaseLost)."""
+        self._ending.set()
         if not self._task.done():
             await self._queue.put(None)
             await asyncio.shield(self._task)
@@ -175,6 +187,7 @@ class BatchWriter:
 
     async def abort(self) -> None:
         """Stop without raising (the run is ending anyway)."""
+        self._ending.set()
         if not self._task.done():
             await self._queue.put(None)
             await asyncio.gather(self._task, return_exceptions=True)
@@ -185,10 +198,12 @@ class BatchWriter:
             if first is None:
                 return
             batch = [first]
-            if first.type not in ev.TERMINAL_EVENTS:
+            if first.type not in ev.TERMINAL_EVENTS and not self._ending.is_set():
                 # a fast graph emits its next events within a few milliseconds: wait that long for them, so
-                # one transaction carries several events instead of one each (SSE sees them COALESCE_S later)
-                await asyncio.sleep(COALESCE_S)
+                # one transaction carries several events instead of one each (SSE sees them COALESCE_S later) —
+                # unless the run ends first: a graph that finishes within the wait is written in one go, at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ending.wait(), COALESCE_S)
             while not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is None:

@@ -28,7 +28,7 @@ from nodeloom.engine.executor import RunOptions, run
 from nodeloom.engine.graph import Graph, Limits, output_name, validate
 from nodeloom.engine.registry import Registry
 from nodeloom.logs import execution_id_var
-from nodeloom.media.images import decode_image
+from nodeloom.media.images import decode_image, encode_image
 from nodeloom.media.outputs import live_value, serialize_outputs
 from nodeloom.media.values import FILE_MARKER, MediaFile
 from nodeloom.queue.base import Claim, QueueBackend
@@ -41,7 +41,7 @@ from nodeloom.services.lifecycle import Lifecycle
 from nodeloom.services.metrics import Metrics
 from nodeloom.services.recorder import BatchWriter, EventRecorder, LeaseLost, SerializedBatch
 from nodeloom.storage.db import Database
-from nodeloom.storage.models import Execution, ExecutionNode
+from nodeloom.storage.models import Execution, ExecutionNode, File
 from nodeloom.types import TERMINAL_STATUSES
 
 log = logging.getLogger("nodeloom.runner")
@@ -69,16 +69,27 @@ class _ExecutionFiles:
         self.files = files
         self.account_id = account_id
         self.execution_id = execution_id
+        #: file rows of the batch being serialized: they commit in the batch's transaction, with the events and
+        #: node rows that name them (`take_rows`)
+        self._rows: list[File] = []
 
     def store_image(self, image: Image.Image, *, fmt: str) -> dict[str, Any]:
-        return self.files.store_image(account_id=self.account_id, image=image, fmt=fmt,
-                                      execution_id=self.execution_id).marker()
+        data, ctype = encode_image(image, fmt)
+        return self._prepare(data=data, content_type=ctype, width=image.width, height=image.height)
 
     def store_file(self, media: MediaFile) -> dict[str, Any]:
         meta = media.meta or {}
-        return self.files.store(account_id=self.account_id, data=media.read_bytes(), content_type=media.content_type,
-                                execution_id=self.execution_id, width=meta.get("width"), height=meta.get("height"),
-                                duration_s=meta.get("durationS")).marker()
+        return self._prepare(data=media.read_bytes(), content_type=media.content_type, width=meta.get("width"),
+                             height=meta.get("height"), duration_s=meta.get("durationS"))
+
+    def _prepare(self, **kwargs: Any) -> dict[str, Any]:
+        stored, row = self.files.prepare(account_id=self.account_id, execution_id=self.execution_id, **kwargs)
+        self._rows.append(row)
+        return stored.marker()
+
+    def take_rows(self) -> list[File]:
+        rows, self._rows = self._rows, []
+        return rows
 
     def stored_marker(self, file_id: str) -> dict[str, Any] | None:
         row = self.files.get_any(file_id)
@@ -200,6 +211,7 @@ class ExecutionRunner:
             if is_output:
                 outputs[output_name(node)] = values.get("value")
             serialized.add(event, values, resumable)
+        serialized.files = store.take_rows()
         if any(e.type == ev.EXECUTION_COMPLETED for e in batch):
             serialized.execution_outputs = {
                 name: outputs.get(name) for name in (output_name(graph.nodes[n]) for n in graph.order

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from nodeloom.clock import Clock, iso
 from nodeloom.engine.errors import GraphError
@@ -18,6 +18,11 @@ from nodeloom.services.ids import new_id, new_webhook_id
 from nodeloom.services.pagination import newest_first, page
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Workflow, WorkflowVersion
+
+#: what execute reads of a workflow (built once: every execute asks)
+_RUN_COLUMNS = (Workflow.id, Workflow.account_id, Workflow.published_version, Workflow.webhook_settings)
+_RUN_PUBLISHED = select(*_RUN_COLUMNS).where(Workflow.id == bindparam("workflow_id"))
+_RUN_DRAFT = select(*_RUN_COLUMNS, Workflow.graph).where(Workflow.id == bindparam("workflow_id"))
 
 
 class WorkflowService:
@@ -157,10 +162,8 @@ class WorkflowService:
         """What an execution runs: the workflow (id, webhook settings), the graph's JSON, the version
         (None for the draft) and the checked graph — the latest published version, a named one, or the draft."""
         with self.db.read() as s:
-            columns = [Workflow.id, Workflow.account_id, Workflow.published_version, Workflow.webhook_settings]
-            if version == "draft":  # the draft's graph comes with the row; a published one from its version
-                columns.append(Workflow.graph)
-            wf = s.execute(select(*columns).where(Workflow.id == workflow_id)).first()
+            # the draft's graph comes with the row; a published one from its version
+            wf = s.execute(_RUN_DRAFT if version == "draft" else _RUN_PUBLISHED, {"workflow_id": workflow_id}).first()
             if wf is None or wf.account_id != account_id:
                 raise NotFound("workflow not found")
             if version == "draft":

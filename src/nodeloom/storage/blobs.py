@@ -77,9 +77,13 @@ class BlobStore(Protocol):
 class LocalBlobStore:
     """A directory: `root/ab/abcdef….png`, written atomically (temp file, then rename)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, fsync: bool = True):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        #: flush each new blob to the disk before it is renamed into place: a file then survives power loss, as a
+        #: database commit does under SQLite's synchronous=FULL; without it a blob survives any process crash (the
+        #: page cache keeps it), as a commit does under NORMAL — the two follow NODELOOM_SQLITE_SYNCHRONOUS
+        self.fsync = fsync
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -94,7 +98,8 @@ class LocalBlobStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                if self.fsync:
+                    os.fsync(f.fileno())
             os.replace(tmp, dest)
         return key
 
@@ -282,9 +287,9 @@ class MemoryBlobStore:
 
 
 def make_blob_store(storage_url: str | None, *, files_dir: Path, endpoint_url: str | None = None,
-                    region: str | None = None) -> BlobStore:
+                    region: str | None = None, fsync: bool = True) -> BlobStore:
     if not storage_url or storage_url.startswith("file://"):
-        return LocalBlobStore(Path(storage_url.removeprefix("file://")) if storage_url else files_dir)
+        return LocalBlobStore(Path(storage_url.removeprefix("file://")) if storage_url else files_dir, fsync=fsync)
     if storage_url.startswith("s3://"):
         return S3BlobStore(storage_url, cache_dir=files_dir / "s3-cache", endpoint_url=endpoint_url, region=region)
     raise ValueError(f"unsupported NODELOOM_STORAGE_URL {storage_url!r} (use s3://bucket/prefix or a local path)")

@@ -72,12 +72,15 @@ async def execute(workflow_id: str, body: ExecuteBody, request: Request, executi
     if body.version == "draft" and "manage" not in p.scopes:
         raise Forbidden("running the draft needs scope 'manage'")
     payload = body.model_dump(exclude_none=True)
-    sub = await run_in_threadpool(executions.prepare, account_id=p.account_id, workflow_id=workflow_id,
-                                  body=payload, origin=base)
     wait = prefer_wait(prefer)
     claim = getattr(request.state, "idempotency", None)  # an Idempotency-Key: its answer commits with the run
     answer = idempotency.store_json(claim, 202, final=wait == 0) if claim else None
-    accepted = await run_in_threadpool(executions.submit, account_id=p.account_id, sub=sub, answer=answer)
+
+    def accept() -> dict[str, Any]:  # checks and the submit transaction: one trip off the event loop
+        sub = executions.prepare(account_id=p.account_id, workflow_id=workflow_id, body=payload, origin=base)
+        return executions.submit(account_id=p.account_id, sub=sub, answer=answer)
+
+    accepted = await run_in_threadpool(accept)
     if wait > 0 and await wait_for_end(executions, account_id=p.account_id, execution_id=accepted["executionId"],
                                        seconds=wait):
         poll = await run_in_threadpool(executions.poll, account_id=p.account_id,

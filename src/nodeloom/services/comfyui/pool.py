@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock, iso
 from nodeloom.errors import ApiError
-from nodeloom.providers.comfyui import ComfyClient, ComfyError
+from nodeloom.providers.comfyui import ComfyClient, ComfyError, SharedEvents
 from nodeloom.storage.db import Database
 from nodeloom.storage.models_comfyui import ComfyLease, ComfyServer
 
@@ -116,6 +118,9 @@ class ComfyPool:
         #: context), bound to the event loop that first used it
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
+        #: one socket per server for every prompt this process follows there, bound to the event loop that opened it
+        self._events: dict[str, SharedEvents] = {}
+        self._events_loop: asyncio.AbstractEventLoop | None = None
         self._infos: tuple[tuple[int, str | None], dict[str, dict[str, Any]]] | None = None
 
     def client(self, url: str) -> ComfyClient:
@@ -129,7 +134,23 @@ class ComfyPool:
             self._http_loop = loop
         return ComfyClient(url, http=self._http)
 
+    def events(self, url: str) -> SharedEvents:
+        """This process's socket to `url` (opened by its first `watch`): every prompt we post there is submitted with
+        its client id, so that no prompt pays for a connection of its own."""
+        loop = asyncio.get_running_loop()
+        if self._events_loop is not loop:  # (a socket of another loop cannot be used, nor closed, from this one)
+            self._events, self._events_loop = {}, loop
+        found = self._events.get(url)
+        if found is None:
+            found = self._events[url] = self.client(url).shared_events()
+        return found
+
     async def aclose(self) -> None:
+        if self._events_loop is asyncio.get_running_loop():
+            for events in self._events.values():
+                await events.aclose()
+                await events.client.aclose()
+        self._events, self._events_loop = {}, None
         if self._http is not None and self._http_loop is asyncio.get_running_loop():
             await self._http.aclose()
         self._http = None
@@ -199,7 +220,7 @@ class ComfyPool:
         with self.db.read() as s:
             rows = s.execute(select(ComfyServer.url, ComfyServer.object_info_at)
                              .where(ComfyServer.url.in_(self.urls), ComfyServer.object_info_at.is_not(None))).all()
-        return len(rows), max((f"{at.isoformat()} {url}" for url, at in rows if at is not None), default=None)
+        return _stamp(rows)
 
     def healthy_urls(self) -> set[str]:
         """The servers that answered their last check (cheap: no JSON is read)."""
@@ -222,70 +243,82 @@ class ComfyPool:
 
 
     # routing: leases ------------------------------------------------------------------------------------------
-    def _cached_infos(self) -> dict[str, dict[str, Any]]:
-        stamp = self.object_info_stamp()
+    def _cached_infos(self, s: Session | None = None) -> dict[str, dict[str, Any]]:
+        if s is None:
+            with self.db.read() as s:
+                return self._cached_infos(s)
+        rows = s.connection().execute(_STAMP, {"urls": self.urls}).all()
+        stamp = _stamp(rows)
         if self._infos is None or self._infos[0] != stamp:
-            self._infos = (stamp, self.object_infos())
+            found = s.execute(select(ComfyServer.url, ComfyServer.object_info)
+                              .where(ComfyServer.url.in_(self.urls), ComfyServer.object_info.is_not(None))).all()
+            self._infos = (stamp, {u: info for u, info in found if info})
         return self._infos[1]
 
     def acquire(self, holder: str, need: Need, *, ttl_s: float, exclude: Collection[str] = (),
                 url: str | None = None) -> str | None:
         """A lease on a healthy server that has what `need` names, the least loaded first (its queue at the last check
         plus the segments we placed since), holding fewer than SLOTS of ours; None while none is free. `url`: that server only
-        (re-attaching to a prompt it runs), whatever its load. Raises NoServer when no server at all could run it."""
-        infos = self._cached_infos()
-        fitting = {u for u, info in infos.items() if u not in exclude and need.met_by(info)}
-        if url is None and not fitting:
-            lacks = "; ".join(f"{u}: {', '.join(need.missing(info)) or 'excluded'}" for u, info in infos.items())
-            raise NoServer("no ComfyUI server of the pool can run this segment" + (f" ({lacks})" if lacks else ""))
-        if url is None and not self._may_have_room(holder, fitting):
-            return None  # a waiting segment polls with reads only: no write transaction while every server is full
+        (re-attaching to a prompt it runs), whatever its load. Raises NoServer when no server at all could run it.
+
+        One read (is there room anywhere?), then, only when there may be, one write transaction that takes the lease:
+        a waiting segment polls with reads only."""
+        with self.db.read() as s:
+            infos = self._cached_infos(s)
+            fitting = {u for u, info in infos.items() if u not in exclude and need.met_by(info)}
+            if url is None and not fitting:
+                lacks = "; ".join(f"{u}: {', '.join(need.missing(info)) or 'excluded'}" for u, info in infos.items())
+                raise NoServer("no ComfyUI server of the pool can run this segment" + (f" ({lacks})" if lacks else ""))
+            if url is None and not self._may_have_room(s, holder, fitting):
+                return None
         with self.db.write() as s:
             now = self.clock.now()
-            s.execute(delete(ComfyLease).where(ComfyLease.expires_at < now))
+            c = s.connection()
+            c.execute(_EXPIRED, {"now": now})
             expires = now + timedelta(seconds=ttl_s)
-            held = s.get(ComfyLease, holder)
-            if held is not None and (url is None or held.url == url):
-                held.expires_at = expires
-                return held.url
+            leases = c.execute(_LEASES).all()
+            held = next((u for h, u in leases if h == holder), None)
+            if held is not None and (url is None or held == url):
+                c.execute(_RENEW, {"held_by": holder, "expires": expires})
+                return held
             if held is not None:
-                s.delete(held)
-                s.flush()
-            servers = s.execute(select(ComfyServer.url, ComfyServer.queue_running, ComfyServer.queue_pending)
-                                .where(ComfyServer.url.in_(self.urls), ComfyServer.healthy.is_(True))).all()
-            counts = dict(s.execute(select(ComfyLease.url, func.count()).group_by(ComfyLease.url)).all())
+                c.execute(_DROP, {"holder": holder})
+            counts = Counter(u for h, u in leases if h != holder)
             if url is not None:
                 choice = url
             else:
+                servers = c.execute(_HEALTHY_LOAD, {"urls": sorted(fitting)}).all()
                 # load: what the server's queue held at its last check and what we placed there since
-                free = [(running + pending + counts.get(u, 0), counts.get(u, 0), u) for u, running, pending in servers
-                        if u in fitting and counts.get(u, 0) < SLOTS]
+                free = [(running + pending + counts[u], counts[u], u) for u, running, pending in servers
+                        if counts[u] < SLOTS]
                 if not free:
                     return None
                 choice = min(free)[2]
-                # serialize acquirers of one server (PostgreSQL; SQLite's write transaction already is) and count again
-                s.execute(select(ComfyServer.url).where(ComfyServer.url == choice).with_for_update())
-                if (s.scalar(select(func.count()).select_from(ComfyLease).where(ComfyLease.url == choice)) or 0) >= SLOTS:
-                    return None
-            s.add(ComfyLease(holder=holder, url=choice, expires_at=expires))
+                if not self.db.is_sqlite:
+                    # serialize acquirers of one server (SQLite's write transaction already is one) and count again
+                    s.execute(select(ComfyServer.url).where(ComfyServer.url == choice).with_for_update())
+                    taken = s.scalar(select(func.count()).select_from(ComfyLease).where(ComfyLease.url == choice))
+                    if (taken or 0) >= SLOTS:
+                        return None
+            c.execute(_INSERT, {"holder": holder, "url": choice, "expires_at": expires})
             return choice
 
     def any_healthy_fits(self, need: Need, *, exclude: Collection[str] = ()) -> bool:
         """Whether some healthy server (busy or not) has what `need` names."""
-        infos = self._cached_infos()
-        healthy = self.healthy_urls()
+        with self.db.read() as s:
+            infos = self._cached_infos(s)
+            healthy = set(s.scalars(select(ComfyServer.url).where(ComfyServer.url.in_(self.urls),
+                                                                 ComfyServer.healthy.is_(True))))
         return any(u in healthy and u not in exclude and need.met_by(info) for u, info in infos.items())
 
-    def _may_have_room(self, holder: str, fitting: set[str]) -> bool:
-        with self.db.read() as s:
-            now = self.clock.now()
-            if s.get(ComfyLease, holder) is not None:
-                return True
-            healthy = set(s.scalars(select(ComfyServer.url).where(ComfyServer.url.in_(fitting),
-                                                                  ComfyServer.healthy.is_(True))))
-            counts = dict(s.execute(select(ComfyLease.url, func.count()).where(ComfyLease.expires_at >= now)
-                                    .group_by(ComfyLease.url)).all())
-        return any(counts.get(u, 0) < SLOTS for u in healthy)
+    def _may_have_room(self, s: Session, holder: str, fitting: set[str]) -> bool:
+        c = s.connection()
+        leases = c.execute(_LIVE_LEASES, {"now": self.clock.now()}).all()
+        if any(h == holder for h, _u, _live in leases):
+            return True
+        counts = Counter(u for _h, u, live in leases if live)
+        healthy = c.execute(_HEALTHY_LOAD, {"urls": sorted(fitting)}).all()
+        return any(counts[u] < SLOTS for u, _running, _pending in healthy)
 
     def renew(self, holder: str, *, ttl_s: float) -> None:
         with self.db.write() as s:
@@ -295,7 +328,7 @@ class ComfyPool:
 
     def release(self, holder: str) -> None:
         with self.db.write() as s:
-            s.execute(delete(ComfyLease).where(ComfyLease.holder == holder))
+            s.connection().execute(_DROP, {"holder": holder})
 
     def leases(self) -> dict[str, int]:
         """How many segments of ours each server holds now."""
@@ -307,6 +340,24 @@ class ComfyPool:
     def mark_unhealthy(self, url: str, error: str) -> None:
         """A server that failed a segment's call: unhealthy until its next check finds it answering."""
         self._record(url, {"healthy": False, "error": error[:500]})
+
+
+# the statements of the routing hot path, built once
+_STAMP = select(ComfyServer.url, ComfyServer.object_info_at).where(
+    ComfyServer.url.in_(bindparam("urls", expanding=True)), ComfyServer.object_info_at.is_not(None))
+_HEALTHY_LOAD = select(ComfyServer.url, ComfyServer.queue_running, ComfyServer.queue_pending).where(
+    ComfyServer.url.in_(bindparam("urls", expanding=True)), ComfyServer.healthy.is_(True))
+_LEASES = select(ComfyLease.holder, ComfyLease.url)
+_LIVE_LEASES = select(ComfyLease.holder, ComfyLease.url, (ComfyLease.expires_at >= bindparam("now")).label("live"))
+_EXPIRED = delete(ComfyLease).where(ComfyLease.expires_at < bindparam("now"))
+_RENEW = update(ComfyLease).where(ComfyLease.holder == bindparam("held_by")).values(expires_at=bindparam("expires"))
+_DROP = delete(ComfyLease).where(ComfyLease.holder == bindparam("holder"))
+_INSERT = insert(ComfyLease)
+
+
+def _stamp(rows: Sequence[Any]) -> tuple[int, str | None]:
+    """`object_info_stamp` of rows (url, object_info_at)."""
+    return len(rows), max((f"{at.isoformat()} {url}" for url, at in rows if at is not None), default=None)
 
 
 def merge_object_info(infos: dict[str, dict[str, Any]], *, healthy: set[str]) -> dict[str, Any]:

@@ -3,16 +3,20 @@
 One segment, one ComfyUI prompt (`prompts.build_job`), on one server:
 1. a lease on a server that has every node type and file the prompt names (`ComfyPool.acquire`: healthy, least
    loaded, at most one running and one queued segment of ours per server); a segment waiting for one holds no lease;
-2. the inputs uploaded under names unique to the execution; the prompt id and client id chosen by us and stored
-   (the node's durable memory) BEFORE the prompt is posted;
-3. ComfyUI's socket events → `node.started`, `node.progress {value, max}`, `node.completed` of our nodes;
+2. the inputs uploaded under names unique to the execution; the prompt id chosen by us and stored (the node's
+   durable memory, with the server and the client id of this process's socket to it) BEFORE the prompt is posted;
+3. ComfyUI's socket events → `node.started`, `node.progress {value, max}`, `node.completed` of our nodes. One socket
+   per server serves every prompt this process posts there (`ComfyPool.events`), its frames dispatched by prompt id;
+   the prompt's end and outputs come from its frames, so the history is read only when the socket missed some;
 4. the values that leave the segment fetched (`/view`) and turned into ours (images, masks, text, animated images,
    video, audio);
 5. the run charged by the second, from ComfyUI's `execution_start` to its end, capped at the segment's hold — also
    when it failed or was cancelled; a refused prompt (400) and an attempt lost with its server are free.
 
 After a crash of ours the stored prompt id is looked up on its server (`/queue`, then `/history`): a prompt the server
-knows is re-attached to, never posted again. A server that dies under a segment (`ComfyUnavailable`) is marked
+knows is re-attached to, never posted again — through our socket when this process posted it, else by looking it up
+every `reattach_poll_s` (its events go to the socket of the process that posted it, which may still be alive and
+serving its other prompts: a socket of ours with its client id would silence that one). A server that dies under a segment (`ComfyUnavailable`) is marked
 unhealthy and the segment runs again on another, up to `max_attempts`. Cancel ends the segment at once; taking the
 prompt off the server's queue, or interrupting it until the server shows it gone, goes on in the background.
 """
@@ -52,6 +56,7 @@ from nodeloom.providers.comfyui import (
     Progress,
     PromptLost,
     PromptRejected,
+    SharedEvents,
     Succeeded,
     node_outputs,
 )
@@ -89,7 +94,8 @@ class _Run:
 class ComfySegmentRunner:
     def __init__(self, pool: ComfyPool, *, charge: Charge, policy: ComfyPolicy, max_attempts: int = 3,
                  lease_ttl_s: float = 30.0, wait_poll_s: float = 0.5, cancel_deadline_s: float = 120.0,
-                 unhealthy_wait_s: float | None = None, cancel_requested: Callable[[str], bool] | None = None):
+                 unhealthy_wait_s: float | None = None, cancel_requested: Callable[[str], bool] | None = None,
+                 reattach_poll_s: float = 0.25):
         self.pool = pool
         self.charge = charge
         self.policy = policy
@@ -97,6 +103,8 @@ class ComfySegmentRunner:
         self.lease_ttl_s = lease_ttl_s
         self.wait_poll_s = wait_poll_s
         self.cancel_deadline_s = cancel_deadline_s
+        #: how often a prompt re-attached to without a socket (another process posted it) is looked up
+        self.reattach_poll_s = reattach_poll_s
         #: how long a segment waits for some server that could run it to be healthy again
         self.unhealthy_wait_s = policy.max_seconds if unhealthy_wait_s is None else unhealthy_wait_s
         #: whether a caller asked to cancel the execution: only then is its prompt taken off the server. A segment
@@ -136,9 +144,10 @@ class ComfySegmentRunner:
     # the SegmentRunner ----------------------------------------------------------------------------------------
     async def __call__(self, ctx: SegmentContext, segment: Segment, graph: Graph,
                        values: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        # pure, but encodes the images it uploads: off the event loop
-        job = await asyncio.to_thread(partial(build_job, segment, graph, values, execution_id=ctx.execution_id,
-                                              policy=self.policy, encode=lambda image: encode_image(image, "png")[0]))
+        build = partial(build_job, segment, graph, values, execution_id=ctx.execution_id, policy=self.policy,
+                        encode=lambda image: encode_image(image, "png")[0])
+        # pure, but encodes the images and reads the files it uploads: then off the event loop
+        job = await asyncio.to_thread(build) if _has_media(values) else build()
         if not job.runs_anything:
             return {}
         first_type = graph.nodes[segment.first].type
@@ -185,6 +194,7 @@ class ComfySegmentRunner:
         prompt_id: str | None = None
         try:
             async with self.pool.client(url) as client:
+                shared = self.pool.events(url)
                 events: AsyncIterator[ComfyEvent] | None = None
                 if url == known_url and memory.get("promptId"):
                     prompt_id = str(memory["promptId"])
@@ -194,13 +204,16 @@ class ComfySegmentRunner:
                         raise _ServerLost(url, str(exc)) from None
                     if located is not None:  # it knows the prompt: re-attach, never post it again
                         log.info("re-attaching to prompt %s on %s (%s)", prompt_id, url, located.state)
-                        events = client.follow(prompt_id, client_id=str(memory["clientId"]))
+                        if memory.get("clientId") == shared.client_id:  # posted through our own socket
+                            events = shared.reattach(prompt_id)
+                        else:  # another process's socket (maybe alive, serving its other prompts): never take it
+                            events = client.await_events(prompt_id, poll_interval=self.reattach_poll_s)
                 if events is None:
                     await self._upload(client, job, url)
-                    prompt_id, client_id = str(uuid.uuid4()), f"nodeloom-{uuid.uuid4().hex}"
-                    memory.update(server=url, promptId=prompt_id, clientId=client_id)
+                    prompt_id = str(uuid.uuid4())
+                    memory.update(server=url, promptId=prompt_id, clientId=shared.client_id)
                     await ctx.remember(MEMORY_KEY, dict(memory))  # stored before it is posted
-                    events = self._submit(client, job, graph, prompt_id, client_id, segment)
+                    events = self._submit(client, shared, job, graph, prompt_id, segment)
                 try:
                     entry = await self._follow(ctx, segment, graph, job, events, run, url)
                 except TimeoutError:
@@ -219,14 +232,17 @@ class ComfySegmentRunner:
                         if run.started is not None:
                             await self._charge(ctx, segment, first_type, run.seconds(), "cancelled")
                     raise
-                # the prompt has left the server: its slot is free for the next segment while we collect
+                # the prompt has ended on the server: its slot is free for the next segment while we collect
                 handed_off = True
-                await self._release(holder)
-                outcome = entry.outcome
-                if not isinstance(outcome, Succeeded):
-                    await self._charge(ctx, segment, first_type, run.seconds(entry), "failed")
-                    raise _failure(outcome, job, graph, segment)
-                out = await self._collect(client, job, entry, ctx)
+                released = asyncio.create_task(self._release(holder))
+                try:
+                    outcome = entry.outcome
+                    if not isinstance(outcome, Succeeded):
+                        await self._charge(ctx, segment, first_type, run.seconds(entry), "failed")
+                        raise _failure(outcome, job, graph, segment)
+                    out = await self._collect(client, job, entry, ctx)
+                finally:
+                    await asyncio.shield(released)
             seconds = run.seconds(entry)
             for nid in segment.members:
                 if nid in ctx.reported:
@@ -283,11 +299,11 @@ class ComfySegmentRunner:
                 raise NodeError(f"ComfyUI stored {upload.name} as {stored}", code="comfyui_upload_failed",
                                 node_id=upload.node)
 
-    async def _submit(self, client: ComfyClient, job: Job, graph: Graph, prompt_id: str, client_id: str,
+    async def _submit(self, client: ComfyClient, shared: SharedEvents, job: Job, graph: Graph, prompt_id: str,
                       segment: Segment) -> AsyncIterator[ComfyEvent]:
-        async with client.open_events(client_id=client_id) as stream:
+        async with shared.watch(prompt_id) as stream:  # the socket is open (and listening for it) before the post
             try:
-                submitted = await client.submit(job.prompt, prompt_id=prompt_id, client_id=client_id)
+                submitted = await client.submit(job.prompt, prompt_id=prompt_id, client_id=shared.client_id)
             except PromptRejected as exc:
                 raise _rejection(exc, job, graph, segment) from None
             if submitted.node_errors:  # ComfyUI dropped some output nodes and runs the rest: not what was asked
@@ -296,7 +312,7 @@ class ComfySegmentRunner:
                                                 error_type="prompt_outputs_failed_validation", details="",
                                                 extra_info={}, node_errors=submitted.node_errors),
                                  job, graph, segment)
-            async for event in stream.follow(prompt_id):
+            async for event in stream.follow():
                 yield event
 
     async def _follow(self, ctx: SegmentContext, segment: Segment, graph: Graph, job: Job,
@@ -393,6 +409,12 @@ class ComfySegmentRunner:
             log.warning("could not confirm that prompt %s left %s: %s", prompt_id, url, exc)
         finally:
             await self._release(holder)
+
+
+def _has_media(values: Mapping[str, dict[str, Any]]) -> bool:
+    """Whether a segment's values hold anything but literals (images, files: building its job encodes or reads them)."""
+    return any(not isinstance(v, (str, int, float, bool)) and v is not None
+               for given in values.values() for v in given.values())
 
 
 def _png_file(workdir: Path, filename: str, data: bytes) -> MediaFile:
