@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 
 from nodeloom.engine.registry import Registry
@@ -187,8 +188,12 @@ SCOPE_CHECKS: dict[Callable[..., Any], str] = {}
 
 
 def require(scope: str) -> Any:
-    def check(request: Request) -> Principal:
-        principal = authenticate(request)
+    async def check(request: Request) -> Principal:
+        # the rate-limit middleware identified the caller already (almost always): no trip to a thread for that;
+        # otherwise the key or session is looked up off the event loop
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, request)
         if scope not in principal.scopes:
             raise Forbidden(f"this API key needs scope '{scope}'")
         return principal

@@ -7,9 +7,9 @@ again, and the attempt number fences the stale worker's late writes.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -43,6 +43,10 @@ _RUNNING = (select(Job.account_id, func.count()).where(Job.state == "claimed", J
             .group_by(Job.account_id))
 _JOBS = select(Job).where(Job.execution_id.in_(bindparam("wanted", expanding=True)), *_CLAIMABLE)
 _JOBS_SKIP_LOCKED = _JOBS.with_for_update(skip_locked=True)
+_JOB_PLACE = select(Job.state, Job.queue, Job.seq).where(Job.execution_id == bindparam("execution_id"))
+_AHEAD = select(func.count()).select_from(Job).where(Job.state == "queued", Job.queue == bindparam("queue"),
+                                                     Job.seq < bindparam("seq"))
+_JOBS_TABLE = cast(Table, Job.__table__)
 _ACK = delete(Job).where(Job.execution_id == bindparam("execution_id"), Job.attempts == bindparam("attempt"))
 
 
@@ -57,7 +61,7 @@ class SqlQueue:
         self.served = ServedLedger()  # whom this process's claims served last: fair turns on a tie
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
-        session.execute(insert(Job).values(
+        session.connection().execute(insert(_JOBS_TABLE).values(
             execution_id=execution_id, account_id=account_id, queue=queue, state="queued", attempts=0,
             available_at=self.clock.time(), created_at=self.clock.now()))
 
@@ -92,11 +96,12 @@ class SqlQueue:
             params: dict[str, Any] = {"queues": list(queues), "now": now, "depth": depth}
             if blocked:
                 params["blocked"] = list(blocked)
-            candidates = s.execute(_CANDIDATES[bool(blocked)], params).all()
+            # plain statements on the transaction's connection (no ORM pass, nothing pending to flush)
+            candidates = s.connection().execute(_CANDIDATES[bool(blocked)], params).all()
             if not candidates:
                 return []
             if running is None:
-                running = {acct: int(n) for acct, n in s.execute(_RUNNING, {"now": now}).all()}
+                running = {acct: int(n) for acct, n in s.connection().execute(_RUNNING, {"now": now}).all()}
             turns = fair_order(candidates, account=lambda r: str(r[1]), seq=lambda r: int(r[2]), running=running,
                                served=self.served.view())
             wanted = [str(r[0]) for r in turns[:depth if room is None else limit * 4 + 16]]
@@ -202,11 +207,10 @@ class SqlQueue:
                               available_at=self.clock.time() + delay_s))
 
     def position(self, session: Session, execution_id: str) -> int | None:
-        job = session.scalar(select(Job).where(Job.execution_id == execution_id))
+        job = session.execute(_JOB_PLACE, {"execution_id": execution_id}).first()
         if job is None or job.state != "queued":
             return None
-        ahead = session.scalar(select(func.count()).select_from(Job)
-                               .where(Job.state == "queued", Job.queue == job.queue, Job.seq < job.seq))
+        ahead = session.scalar(_AHEAD, {"queue": job.queue, "seq": job.seq})
         return int(ahead or 0)
 
     def remove(self, session: Session, execution_id: str) -> None:

@@ -258,7 +258,7 @@ class LimitsService(ExecutionListener):
         if not self.db.is_sqlite:
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
         now = self.clock.time()
-        rows = s.execute(select(Job.account_id, func.count()).where(Job.state == "claimed",
+        rows = s.connection().execute(select(Job.account_id, func.count()).where(Job.state == "claimed",
                                                                     Job.lease_expires_at >= now)
                          .group_by(Job.account_id)).all()
         return _Room(running={account_id: int(n) for account_id, n in rows},

@@ -111,7 +111,7 @@ class EventRecorder:
                     s.scalars(_SOME_NODES, {"execution_id": ex.id, "node_ids": list(touched)}))}
             done = 0
             if any(e.type == ev.NODE_COMPLETED for e in events):
-                done = s.scalar(_COMPLETED_COUNT, {"execution_id": ex.id}) or 0
+                done = s.connection().scalar(_COMPLETED_COUNT, {"execution_id": ex.id}) or 0
 
             def node_row(nid: str) -> ExecutionNode:
                 if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
