@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import mimetypes
 import posixpath
 import time
@@ -86,6 +87,8 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+
+_log = logging.getLogger("nodeloom.comfyui")
 
 
 # ── errors ───────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -946,6 +949,8 @@ class SharedEvents:
                     watch._frames.put_nowait(message)
         except ConnectionClosed:
             pass
+        except Exception:  # pragma: no cover - a frame this reader cannot take: the socket is given up like a closed one
+            _log.exception("ComfyUI %s: the shared socket failed; its prompts turn to the history", self.client.base_url)
         finally:  # nothing more comes on this socket: its watchers turn to the history
             if self._ws is ws:
                 self._ws = None

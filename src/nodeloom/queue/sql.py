@@ -47,6 +47,7 @@ _JOB_PLACE = select(Job.state, Job.queue, Job.seq).where(Job.execution_id == bin
 _AHEAD = select(func.count()).select_from(Job).where(Job.state == "queued", Job.queue == bindparam("queue"),
                                                      Job.seq < bindparam("seq"))
 _JOBS_TABLE = cast(Table, Job.__table__)
+_INSERT_JOB = insert(_JOBS_TABLE)
 _ACK = delete(Job).where(Job.execution_id == bindparam("execution_id"), Job.attempts == bindparam("attempt"))
 
 
@@ -61,9 +62,9 @@ class SqlQueue:
         self.served = ServedLedger()  # whom this process's claims served last: fair turns on a tie
 
     def enqueue(self, session: Session, *, execution_id: str, account_id: str, queue: str = "cpu") -> None:
-        session.connection().execute(insert(_JOBS_TABLE).values(
+        session.connection().execute(_INSERT_JOB, dict(
             execution_id=execution_id, account_id=account_id, queue=queue, state="queued", attempts=0,
-            available_at=self.clock.time(), created_at=self.clock.now()))
+            available_at=self.clock.time(), created_at=self.clock.now(), lease_owner=None, lease_expires_at=None))
 
     def claim(self, *, worker_id: str, queues: tuple[str, ...] = QUEUES) -> Claim | None:
         claims = self.claim_many(worker_id=worker_id, queues=queues, limit=1)

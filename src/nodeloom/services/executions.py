@@ -30,6 +30,9 @@ STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 #: the tables behind the models, for plain Core INSERTs (declarative types `__table__` as any FromClause)
 _EXECUTIONS = cast(Table, Execution.__table__)
 _EXECUTION_NODES = cast(Table, ExecutionNode.__table__)
+#: built once, values given as parameters (`.values(...)` builds and keys a statement per call)
+_INSERT_EXECUTION = insert(_EXECUTIONS)
+_INSERT_NODES = insert(_EXECUTION_NODES)
 
 
 class _InputNodeType(Protocol):
@@ -135,12 +138,12 @@ class ExecutionService:
         now = self.clock.now()
         eid = execution_id or new_id("ex")
         conn = session.connection()  # plain INSERTs on the transaction's connection: no ORM pass
-        conn.execute(insert(_EXECUTIONS).values(
+        conn.execute(_INSERT_EXECUTION, dict(
             id=eid, account_id=account_id, workflow_id=sub.workflow_id, version=sub.version, graph=sub.graph_json,
             inputs=sub.inputs, status="QUEUED", progress=0.0, credits_used=0, webhook_url=sub.webhook_url,
             webhook_events=sub.webhook_events, origin=sub.origin, event_seq=0, cancel_requested=False, attempts=0,
-            created_at=now))
-        conn.execute(insert(_EXECUTION_NODES), [
+            created_at=now, outputs=None, error=None, started_at=None, completed_at=None))
+        conn.execute(_INSERT_NODES, [
             {"execution_id": eid, "node_id": nid, "node_type": node.type.type, "status": "QUEUED", "cached": False,
              "credits": 0, "resumable": False, "memory": {}} for nid, node in sub.graph.nodes.items()])
         self.queue.enqueue(session, execution_id=eid, account_id=account_id, queue=queue_for(sub.graph))

@@ -18,12 +18,12 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import CursorResult, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -73,6 +73,13 @@ def _sweep(ref: weakref.ReferenceType[SweptMemoryStorage]) -> None:
             return
         storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
         del storage
+
+#: today's execution counter +1 (built once: every submit runs it), with or without the plan's daily quota
+_COUNT_EXECUTION = (update(UsageDay).where(UsageDay.account_id == bindparam("b_account"),
+                                           UsageDay.day == bindparam("b_day"))
+                    .values(executions=UsageDay.executions + 1))
+_COUNT_EXECUTION_WITHIN = _COUNT_EXECUTION.where(UsageDay.executions < bindparam("b_quota"))
+
 
 class RateLimited(ApiError):
     """429 with `retryAfter` in the body and a `Retry-After` header."""
@@ -232,14 +239,14 @@ class LimitsService(ExecutionListener):
         known = account_id in self._days_seen
         if not known:
             ensure_day(s, account_id=account_id, day=day)
-        stmt = update(UsageDay).where(UsageDay.account_id == account_id, UsageDay.day == day)
-        if plan.executions_per_day is not None:
-            stmt = stmt.where(UsageDay.executions < plan.executions_per_day)
-        stmt = stmt.values(executions=UsageDay.executions + 1).execution_options(synchronize_session=False)
-        res = cast(CursorResult[Any], s.execute(stmt))  # a DML statement's result: it has a rowcount
+        quota = plan.executions_per_day
+        stmt = _COUNT_EXECUTION if quota is None else _COUNT_EXECUTION_WITHIN
+        params = {"b_account": account_id, "b_day": day, "b_quota": quota}
+        conn = s.connection()  # a plain statement on the transaction's connection; its result has a rowcount
+        res = conn.execute(stmt, params)
         if res.rowcount == 0 and known:  # the row may be gone (a rolled-back first insert): make sure, once
             ensure_day(s, account_id=account_id, day=day)
-            res = cast(CursorResult[Any], s.execute(stmt))
+            res = conn.execute(stmt, params)
         if res.rowcount == 1:
             self._days_seen.add(account_id)
         if res.rowcount == 0:

@@ -163,7 +163,8 @@ class WorkflowService:
         (None for the draft) and the checked graph — the latest published version, a named one, or the draft."""
         with self.db.read() as s:
             # the draft's graph comes with the row; a published one from its version
-            wf = s.execute(_RUN_DRAFT if version == "draft" else _RUN_PUBLISHED, {"workflow_id": workflow_id}).first()
+            wf = s.connection().execute(_RUN_DRAFT if version == "draft" else _RUN_PUBLISHED,
+                                        {"workflow_id": workflow_id}).first()
             if wf is None or wf.account_id != account_id:
                 raise NotFound("workflow not found")
             if version == "draft":

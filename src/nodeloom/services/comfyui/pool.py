@@ -118,9 +118,9 @@ class ComfyPool:
         #: context), bound to the event loop that first used it
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
-        #: one socket per server for every prompt this process follows there, bound to the event loop that opened it
-        self._events: dict[str, SharedEvents] = {}
-        self._events_loop: asyncio.AbstractEventLoop | None = None
+        #: one socket per server for every prompt this process follows there, per event loop (a socket is bound to
+        #: the loop that opened it)
+        self._events: dict[asyncio.AbstractEventLoop, dict[str, SharedEvents]] = {}
         self._infos: tuple[tuple[int, str | None], dict[str, dict[str, Any]]] | None = None
 
     def client(self, url: str) -> ComfyClient:
@@ -138,19 +138,21 @@ class ComfyPool:
         """This process's socket to `url` (opened by its first `watch`): every prompt we post there is submitted with
         its client id, so that no prompt pays for a connection of its own."""
         loop = asyncio.get_running_loop()
-        if self._events_loop is not loop:  # (a socket of another loop cannot be used, nor closed, from this one)
-            self._events, self._events_loop = {}, loop
-        found = self._events.get(url)
+        if loop not in self._events:
+            for closed in [other for other in self._events if other.is_closed()]:
+                del self._events[closed]
+            self._events[loop] = {}
+        sockets = self._events[loop]
+        found = sockets.get(url)
         if found is None:
-            found = self._events[url] = self.client(url).shared_events()
+            found = sockets[url] = self.client(url).shared_events()
         return found
 
     async def aclose(self) -> None:
-        if self._events_loop is asyncio.get_running_loop():
-            for events in self._events.values():
-                await events.aclose()
-                await events.client.aclose()
-        self._events, self._events_loop = {}, None
+        # (another loop's sockets can be neither used nor closed from this one: they end with their loop)
+        for events in self._events.pop(asyncio.get_running_loop(), {}).values():
+            await events.aclose()
+            await events.client.aclose()
         if self._http is not None and self._http_loop is asyncio.get_running_loop():
             await self._http.aclose()
         self._http = None

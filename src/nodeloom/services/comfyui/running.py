@@ -95,7 +95,7 @@ class ComfySegmentRunner:
     def __init__(self, pool: ComfyPool, *, charge: Charge, policy: ComfyPolicy, max_attempts: int = 3,
                  lease_ttl_s: float = 30.0, wait_poll_s: float = 0.5, cancel_deadline_s: float = 120.0,
                  unhealthy_wait_s: float | None = None, cancel_requested: Callable[[str], bool] | None = None,
-                 reattach_poll_s: float = 0.25):
+                 reattach_poll_s: float = 0.5):
         self.pool = pool
         self.charge = charge
         self.policy = policy
