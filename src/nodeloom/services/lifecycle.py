@@ -46,6 +46,18 @@ _PENDING_EVENTS = "nodeloom.pending_events"
 _EVENTS = cast(Table, ExecutionEvent.__table__)
 
 
+def events_mark(s: Session) -> int:
+    """How many events the session's transaction has recorded so far (`drop_events_since` undoes what came after:
+    a savepoint that rolled back)."""
+    return len(s.info.get(_PENDING_EVENTS, ()))
+
+
+def drop_events_since(s: Session, mark: int) -> None:
+    pending = s.info.get(_PENDING_EVENTS)
+    if pending is not None:
+        del pending[mark:]
+
+
 @event.listens_for(Session, "before_commit")
 def _insert_pending_events(s: Session) -> None:
     rows = s.info.pop(_PENDING_EVENTS, None)

@@ -74,6 +74,9 @@ def _sweep(ref: weakref.ReferenceType[SweptMemoryStorage]) -> None:
         storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
         del storage
 
+#: live claims per account (built once: every claim counts them)
+_RUNNING = (select(Job.account_id, func.count()).where(Job.state == "claimed", Job.lease_expires_at >= bindparam("now"))
+            .group_by(Job.account_id))
 #: today's execution counter +1 (built once: every submit runs it), with or without the plan's daily quota
 _COUNT_EXECUTION = (update(UsageDay).where(UsageDay.account_id == bindparam("b_account"),
                                            UsageDay.day == bindparam("b_day"))
@@ -265,9 +268,7 @@ class LimitsService(ExecutionListener):
         if not self.db.is_sqlite:
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
         now = self.clock.time()
-        rows = s.connection().execute(select(Job.account_id, func.count()).where(Job.state == "claimed",
-                                                                    Job.lease_expires_at >= now)
-                         .group_by(Job.account_id)).all()
+        rows = s.connection().execute(_RUNNING, {"now": now}).all()
         return _Room(running={account_id: int(n) for account_id, n in rows},
                      cap=lambda account_id: self.plan_for(account_id, session=s)[1].concurrency)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
@@ -22,10 +24,12 @@ from nodeloom.clock import Clock
 from nodeloom.engine import events as ev
 from nodeloom.engine.graph import Graph
 from nodeloom.queue.base import Claim, QueueBackend
-from nodeloom.services.lifecycle import Lifecycle
+from nodeloom.services.lifecycle import Lifecycle, drop_events_since, events_mark
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import Execution, ExecutionNode, File
 from nodeloom.types import TERMINAL_STATUSES
+
+T = TypeVar("T")
 
 STATUS_OF_EVENT = {ev.EXECUTION_COMPLETED: "COMPLETED", ev.EXECUTION_FAILED: "FAILED",
                    ev.EXECUTION_CANCELLED: "CANCELLED"}
@@ -67,6 +71,70 @@ class SerializedBatch:
         self.nodes[id(event)] = (outputs, resumable)
 
 
+class GroupCommit:
+    """Writes the event batches of every execution this process runs through one thread: whatever waits when the
+    thread comes round goes into ONE transaction, each batch in a savepoint of its own (a batch that fails — another
+    worker owns its execution now — rolls back alone). Under load a commit carries many executions' events instead of
+    each execution queueing its own transaction on SQLite's single write lock; alone, a batch is written at once.
+
+    `run` blocks its (worker) thread until its batch has committed, and returns what the batch returned or raises what
+    it raised (or what the commit raised). The thread ends when idle and starts again with the next batch."""
+
+    IDLE_EXIT_S = 1.0
+
+    def __init__(self, db: Database, *, max_batches: int = 64):
+        self.db = db
+        self.max_batches = max_batches
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[Callable[[Session], Any], Future[Any]]] = []
+        self._running = False
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        done: Future[T] = Future()
+        with self._cond:
+            self._waiting.append((work, done))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._loop, name="nodeloom-group-commit", daemon=True).start()
+            self._cond.notify()
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._waiting:
+                    self._cond.wait(self.IDLE_EXIT_S)
+                    if not self._waiting:
+                        self._running = False
+                        return
+                units, self._waiting = self._waiting[:self.max_batches], self._waiting[self.max_batches:]
+            self._write(units)
+
+    def _write(self, units: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self.db.write() as s:
+                for work, done in units:
+                    mark = events_mark(s)
+                    try:
+                        with s.begin_nested():
+                            value = work(s)
+                    except Exception as exc:  # this batch only: its savepoint rolled back, its events go too
+                        drop_events_since(s, mark)
+                        outcomes.append((done, None, exc))
+                    else:
+                        outcomes.append((done, value, None))
+        except Exception as exc:  # the commit itself failed: no batch of this group was written
+            for _work, done in units:
+                done.set_exception(exc)
+            return
+        for done, value, error in outcomes:
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(value)
+
+
 class EventRecorder:
     """Persists a claimed execution's engine events through the lifecycle, fenced by the attempt number."""
 
@@ -75,6 +143,7 @@ class EventRecorder:
         self.queue = queue
         self.lifecycle = lifecycle
         self.clock = clock
+        self.group = GroupCommit(db)
 
     def fenced(self, s: Session, claim: Claim) -> Execution:
         """The execution row, unless another attempt owns it now (LeaseLost). Its graph and inputs are not
@@ -94,68 +163,73 @@ class EventRecorder:
             self.queue.ack(claim, s)
 
     def write_batch(self, claim: Claim, graph: Graph, events: list[ev.Event], serialized: SerializedBatch) -> None:
-        """Persist a batch of engine events in one transaction."""
-        with self.db.write() as s:
-            ex = self.fenced(s, claim)
-            if serialized.files:
-                s.add_all(serialized.files)
-            now = self.clock.now()
-            # one query for the node rows this batch changes (not every row of the execution: a batch of a
-            # 1,000-node graph touches a few), and one count of those already done, for the progress
-            touched = {e.node_id for e in events if e.node_id and e.type != ev.NODE_PROGRESS}
-            cancelling = any(e.type == ev.EXECUTION_CANCELLED for e in events)
-            node_rows: dict[str, ExecutionNode] = {}
-            if touched or cancelling:
-                node_rows = {r.node_id: r for r in (
-                    s.scalars(_ALL_NODES, {"execution_id": ex.id}) if cancelling else
-                    s.scalars(_SOME_NODES, {"execution_id": ex.id, "node_ids": list(touched)}))}
-            done = 0
-            if any(e.type == ev.NODE_COMPLETED for e in events):
-                done = s.connection().scalar(_COMPLETED_COUNT, {"execution_id": ex.id}) or 0
+        """Persist a batch of engine events, atomically: in a transaction that may carry other executions' batches
+        too (`GroupCommit`); returns once it has committed."""
+        self.group.run(lambda s: self.write_batch_in(s, claim, graph, events, serialized))
 
-            def node_row(nid: str) -> ExecutionNode:
-                if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
-                    node_rows[nid] = ExecutionNode(execution_id=ex.id, node_id=nid,
-                                                   node_type=graph.nodes[nid].type.type, memory={})
-                    s.add(node_rows[nid])
-                return node_rows[nid]
+    def write_batch_in(self, s: Session, claim: Claim, graph: Graph, events: list[ev.Event],
+                       serialized: SerializedBatch) -> None:
+        """Persist a batch of engine events in the caller's transaction (savepoint)."""
+        ex = self.fenced(s, claim)
+        if serialized.files:
+            s.add_all(serialized.files)
+        now = self.clock.now()
+        # one query for the node rows this batch changes (not every row of the execution: a batch of a
+        # 1,000-node graph touches a few), and one count of those already done, for the progress
+        touched = {e.node_id for e in events if e.node_id and e.type != ev.NODE_PROGRESS}
+        cancelling = any(e.type == ev.EXECUTION_CANCELLED for e in events)
+        node_rows: dict[str, ExecutionNode] = {}
+        if touched or cancelling:
+            node_rows = {r.node_id: r for r in (
+                s.scalars(_ALL_NODES, {"execution_id": ex.id}) if cancelling else
+                s.scalars(_SOME_NODES, {"execution_id": ex.id, "node_ids": list(touched)}))}
+        done = 0
+        if any(e.type == ev.NODE_COMPLETED for e in events):
+            done = s.connection().scalar(_COMPLETED_COUNT, {"execution_id": ex.id}) or 0
 
-            for event in events:
-                data = dict(event.data)
-                nid = event.node_id
-                if event.type in ev.TERMINAL_EVENTS:
-                    status = STATUS_OF_EVENT[event.type]
-                    if status == "CANCELLED":
-                        for row in node_rows.values():
-                            if row.status == "RUNNING":
-                                row.status, row.completed_at = "CANCELLED", now
-                    s.flush()
-                    outputs = serialized.execution_outputs if status == "COMPLETED" else None
-                    self.lifecycle.ended(s, ex, status=status, outputs=outputs, error=data.get("error"))
-                    self.queue.ack(claim, s)
-                    continue
-                if event.type == ev.NODE_COMPLETED and nid:
-                    row = node_row(nid)
-                    outputs, resumable = serialized.nodes[id(event)]
-                    if row.status != "COMPLETED":
-                        done += 1
-                    row.status, row.cached = "COMPLETED", bool(data.get("cached"))
-                    row.completed_at = _instant(data, "completedAt", now)
-                    row.started_at = _instant(data, "startedAt", row.started_at or row.completed_at)
-                    row.outputs, row.resumable = outputs, resumable
-                    ex.progress = min(0.99, done / max(1, len(graph.nodes)))
-                    data["outputs"] = outputs
-                    self.lifecycle.node_completed(s, ex, row, graph.nodes[nid], data)
-                    continue
-                if event.type == ev.NODE_STARTED and nid:
-                    row = node_row(nid)
-                    row.status, row.started_at = "RUNNING", _instant(data, "startedAt", now)
-                elif event.type == ev.NODE_FAILED and nid:
-                    row = node_row(nid)
-                    row.status, row.error = "FAILED", data.get("error")
-                    row.completed_at = _instant(data, "completedAt", now)
-                    row.started_at = _instant(data, "startedAt", row.started_at or row.completed_at)
-                self.lifecycle.event(s, ex, type=event.type, data=data)
+        def node_row(nid: str) -> ExecutionNode:
+            if nid not in node_rows:  # rows are created at submit; this covers an older graph shape
+                node_rows[nid] = ExecutionNode(execution_id=ex.id, node_id=nid,
+                                               node_type=graph.nodes[nid].type.type, memory={})
+                s.add(node_rows[nid])
+            return node_rows[nid]
+
+        for event in events:
+            data = dict(event.data)
+            nid = event.node_id
+            if event.type in ev.TERMINAL_EVENTS:
+                status = STATUS_OF_EVENT[event.type]
+                if status == "CANCELLED":
+                    for row in node_rows.values():
+                        if row.status == "RUNNING":
+                            row.status, row.completed_at = "CANCELLED", now
+                s.flush()
+                outputs = serialized.execution_outputs if status == "COMPLETED" else None
+                self.lifecycle.ended(s, ex, status=status, outputs=outputs, error=data.get("error"))
+                self.queue.ack(claim, s)
+                continue
+            if event.type == ev.NODE_COMPLETED and nid:
+                row = node_row(nid)
+                outputs, resumable = serialized.nodes[id(event)]
+                if row.status != "COMPLETED":
+                    done += 1
+                row.status, row.cached = "COMPLETED", bool(data.get("cached"))
+                row.completed_at = _instant(data, "completedAt", now)
+                row.started_at = _instant(data, "startedAt", row.started_at or row.completed_at)
+                row.outputs, row.resumable = outputs, resumable
+                ex.progress = min(0.99, done / max(1, len(graph.nodes)))
+                data["outputs"] = outputs
+                self.lifecycle.node_completed(s, ex, row, graph.nodes[nid], data)
+                continue
+            if event.type == ev.NODE_STARTED and nid:
+                row = node_row(nid)
+                row.status, row.started_at = "RUNNING", _instant(data, "startedAt", now)
+            elif event.type == ev.NODE_FAILED and nid:
+                row = node_row(nid)
+                row.status, row.error = "FAILED", data.get("error")
+                row.completed_at = _instant(data, "completedAt", now)
+                row.started_at = _instant(data, "startedAt", row.started_at or row.completed_at)
+            self.lifecycle.event(s, ex, type=event.type, data=data)
 
 
 class BatchWriter:
