@@ -47,6 +47,23 @@ def decode_data_uri(ref: str, *, max_bytes: int) -> tuple[bytes, str | None]:
     return data, header[5:].split(";")[0] or None
 
 
+#: at most this many pixels in all (64² is 4,096): small enough to work on the event loop itself (well under a
+#: millisecond of work, less than a thread hop costs)
+INLINE_MAX_PIXELS = 128 * 128
+
+
+def is_small_image(data: bytes) -> bool:
+    """Whether `data` is an image of at most INLINE_MAX_PIXELS pixels, by its header (nothing is decoded)."""
+    if len(data) > 256 * 1024:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Exception:  # not an image we know: decode_image says why, off the loop
+        return False
+    return width * height <= INLINE_MAX_PIXELS
+
+
 def decode_image(data: bytes) -> Image.Image:
     """A live image (RGB, RGBA, L or LA; other modes become RGBA), or NodeError `invalid_image`; one with more
     than `MAX_IMAGE_PIXELS` pixels is refused (`image_too_large`) from its header, before it is decoded."""

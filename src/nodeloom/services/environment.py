@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from PIL import Image
 from sqlalchemy import select
 
+from nodeloom.media.images import INLINE_MAX_PIXELS
 from nodeloom.services.hub import WorkSignal
 from nodeloom.storage.db import Database
 from nodeloom.storage.models import ExecutionNode
@@ -28,9 +29,6 @@ T = TypeVar("T")
 LOCAL_MODULES = frozenset({"nodeloom.nodes.core", "nodeloom.nodes.image", "nodeloom.nodes.image_adjust",
                            "nodeloom.nodes.image_compose", "nodeloom.nodes.image_mask",
                            "nodeloom.nodes.image_analyze"})
-#: at most this many pixels in all (64² is 4,096): run on the event loop itself (well under a millisecond of work,
-#: less than a thread hop costs)
-INLINE_MAX_PIXELS = 128 * 128
 #: ... and with no number among the arguments larger than this (a size or padding could make the result large)
 INLINE_MAX_NUMBER = 256
 

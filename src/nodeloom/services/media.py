@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from nodeloom.engine.errors import NodeError
-from nodeloom.media.images import decode_data_uri, decode_image
+from nodeloom.media.images import decode_data_uri, decode_image, is_small_image
 from nodeloom.media.urlguard import FetchError, GuardedClient
 from nodeloom.media.values import FILE_MARKER
 from nodeloom.services.files import FileService
@@ -62,4 +62,6 @@ class MediaResolver:
 
     async def load_image(self, ref: Any, *, account_id: str) -> Image.Image:
         data, _ = await self.load_bytes(ref, account_id=account_id)
+        if is_small_image(data):
+            return decode_image(data)  # a thumbnail-sized image decodes faster than a thread hop
         return await asyncio.to_thread(decode_image, data)

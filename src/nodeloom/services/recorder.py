@@ -90,6 +90,10 @@ class GroupCommit:
         self._running = False
 
     def run(self, work: Callable[[Session], T]) -> T:
+        return self.submit(work).result()
+
+    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+        """Queue `work` for the next group; the future has its result once the group has committed."""
         done: Future[T] = Future()
         with self._cond:
             self._waiting.append((work, done))
@@ -97,7 +101,7 @@ class GroupCommit:
                 self._running = True
                 threading.Thread(target=self._loop, name="nodeloom-group-commit", daemon=True).start()
             self._cond.notify()
-        return done.result()
+        return done
 
     def _loop(self) -> None:
         while True:
@@ -166,6 +170,11 @@ class EventRecorder:
         """Persist a batch of engine events, atomically: in a transaction that may carry other executions' batches
         too (`GroupCommit`); returns once it has committed."""
         self.group.run(lambda s: self.write_batch_in(s, claim, graph, events, serialized))
+
+    def submit_batch(self, claim: Claim, graph: Graph, events: list[ev.Event],
+                     serialized: SerializedBatch) -> Future[None]:
+        """`write_batch` without waiting: the future is done once the batch has committed (or failed)."""
+        return self.group.submit(lambda s: self.write_batch_in(s, claim, graph, events, serialized))
 
     def write_batch_in(self, s: Session, claim: Claim, graph: Graph, events: list[ev.Event],
                        serialized: SerializedBatch) -> None:

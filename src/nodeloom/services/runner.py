@@ -28,7 +28,7 @@ from nodeloom.engine.executor import RunOptions, run
 from nodeloom.engine.graph import Graph, Limits, output_name, validate
 from nodeloom.engine.registry import Registry
 from nodeloom.logs import execution_id_var
-from nodeloom.media.images import decode_image, encode_image
+from nodeloom.media.images import INLINE_MAX_PIXELS, decode_image, encode_image
 from nodeloom.media.outputs import live_value, serialize_outputs
 from nodeloom.media.values import FILE_MARKER, MediaFile
 from nodeloom.queue.base import Claim, QueueBackend
@@ -96,6 +96,29 @@ class _ExecutionFiles:
         return None if row is None else {FILE_MARKER: row.id, "contentType": row.content_type}
 
 
+def _light(graph: Graph, batch: list[ev.Event], light_disk: bool) -> bool:
+    """Whether serializing the batch's node outputs is light enough for the event loop: no file (storing or looking
+    one up is I/O), and images only where they are not stored (inner nodes) or are thumbnails (≤ INLINE_MAX_PIXELS)
+    written to a disk that is not fsync'd."""
+
+    def light(value: Any, stored: bool) -> bool:
+        if isinstance(value, Image.Image):
+            return not stored or (light_disk and value.width * value.height <= INLINE_MAX_PIXELS)
+        if isinstance(value, MediaFile):
+            return False
+        if isinstance(value, dict):
+            return all(light(v, stored) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return all(light(v, stored) for v in value)
+        return True
+
+    for event in batch:
+        if event.type == ev.NODE_COMPLETED and event.node_id and event.outputs:
+            if not light(event.outputs, graph.nodes[event.node_id].type.role == "output"):
+                return False
+    return True
+
+
 class ExecutionRunner:
     def __init__(self, *, db: Database, registry: Registry, queue: QueueBackend, files: FileService, hub: EventHub,
                  lifecycle: Lifecycle, recorder: EventRecorder, heartbeat: Heartbeat, clock: Clock,
@@ -161,12 +184,16 @@ class ExecutionRunner:
                 outputs[output_name(graph.nodes[nid])] = values.get("value")
         store = _ExecutionFiles(self.files, account_id=claim.account_id, execution_id=eid)
 
-        def write(batch: list[ev.Event]) -> None:
-            self.recorder.write_batch(claim, graph, batch, self._serialize(graph, batch, outputs, store))
+        light_disk = not getattr(self.files.blobs, "fsync", True)
 
         async def flush(batch: list[ev.Event]) -> None:
             try:
-                await asyncio.to_thread(write, batch)
+                if _light(graph, batch, light_disk):  # nothing to encode or store but thumbnails: no thread trip
+                    serialized = self._serialize(graph, batch, outputs, store)
+                else:
+                    serialized = await asyncio.to_thread(self._serialize, graph, batch, outputs, store)
+                # the batch's transaction: on the group-commit thread, with whatever other executions have waiting
+                await asyncio.wrap_future(self.recorder.submit_batch(claim, graph, batch, serialized))
             except LeaseLost:
                 lost.set()
                 raise
