@@ -196,7 +196,7 @@ class SqlQueue:
     def ack(self, claim: Claim, session: Session | None = None) -> None:
         params = {"execution_id": claim.execution_id, "attempt": claim.attempt}
         if session is not None:
-            session.execute(_ACK, params)
+            session.execute(_ACK, params)  # (flushes first: the claim's own change to the row may be pending)
             return
         with self.db.write() as s:
             s.execute(_ACK, params)

@@ -196,7 +196,11 @@ class BillingService(ExecutionListener):
 
     @staticmethod
     def _held(s: Session, execution_id: str) -> Decimal:
-        value = s.scalar(_HELD, {"execution_id": execution_id})
+        # the ledger's rows this transaction added must count: flush them — and only them, not every pending change
+        # of the transaction (a batch of events holds many)
+        if any(isinstance(row, CreditEntry) for row in s.new):
+            s.flush([row for row in s.new if isinstance(row, CreditEntry)])
+        value = s.connection().scalar(_HELD, {"execution_id": execution_id})
         return credits(value or 0)
 
     @staticmethod

@@ -212,7 +212,6 @@ class EventRecorder:
                     for row in node_rows.values():
                         if row.status == "RUNNING":
                             row.status, row.completed_at = "CANCELLED", now
-                s.flush()
                 outputs = serialized.execution_outputs if status == "COMPLETED" else None
                 self.lifecycle.ended(s, ex, status=status, outputs=outputs, error=data.get("error"))
                 self.queue.ack(claim, s)
