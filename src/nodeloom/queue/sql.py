@@ -48,7 +48,10 @@ _AHEAD = select(func.count()).select_from(Job).where(Job.state == "queued", Job.
                                                      Job.seq < bindparam("seq"))
 _JOBS_TABLE = cast(Table, Job.__table__)
 _INSERT_JOB = insert(_JOBS_TABLE)
-_ACK = delete(Job).where(Job.execution_id == bindparam("execution_id"), Job.attempts == bindparam("attempt"))
+# (no session synchronisation: matching a DELETE's criteria against every object the session holds — hundreds of node
+# rows in a run's last batch — costs more than the statement)
+_ACK = (delete(Job).where(Job.execution_id == bindparam("execution_id"), Job.attempts == bindparam("attempt"))
+        .execution_options(synchronize_session=False))
 
 
 class SqlQueue:
