@@ -11,8 +11,14 @@ nodeloom …) so that both sides see the same machine load, and every run on eit
 - direct: what a client of ComfyUI does — one socket (`/ws?clientId=…`) open for the whole run, `POST /prompt`
   with our own prompt_id + client_id, wait for `executing {node: null}` of that prompt, `GET /history/{id}`,
   `GET /view` of each output image;
-- nodeloom: `POST /api/v1/workflows/{id}/execute` with the color as the workflow's input, `GET …/poll` every
-  `--poll-ms` until COMPLETED, then `GET` of the output's signed URL.
+- nodeloom: what a client of nodeloom's public API does to be told of the end, as the direct client is by its
+  socket. A run alone: `POST /api/v1/workflows/{id}/execute` with the color as the workflow's input and
+  `Prefer: wait=60`, answered 200 with the poll body when the run has ended; runs submitted back to back: a plain
+  `POST …/execute` (202) each, then per run one `GET …/poll` (all it takes for a run that has ended) or, while it
+  has not, the SSE stream `GET …/executions/{id}/events` up to its terminal event (which carries the outputs). Then
+  `GET` of the output's signed URL. `--poll-ms N`: the older client instead, `GET …/poll` every N ms until
+  COMPLETED — it costs the server a request every N ms on the CPU ComfyUI runs on, which slows ComfyUI's own run
+  (on two cores, the 1024² graph added more than the 3-node one for that reason).
 
 Graphs: the 3-node one (EmptyImage 64×64 → ImageInvert → SaveImage; in nodeloom input.integer → comfyui.EmptyImage
 → comfyui.ImageInvert → comfyui.SaveImage → output.image) and a ≥ 200 ms one (EmptyImage 1024×1024 → ImageBlur radius
@@ -178,6 +184,9 @@ class Direct:
             raise RuntimeError(f"POST /prompt answered {r.status_code}: {r.text[:500]}")
         return pid
 
+    async def run(self, shape: Shape) -> list[bytes]:
+        return await self.result(await self.submit(shape))
+
     async def result(self, pid: str) -> list[bytes]:
         try:
             await asyncio.wait_for(asyncio.shield(self._done[pid]), timeout=120)
@@ -197,11 +206,19 @@ class Direct:
 
 
 class Nodeloom:
-    """A client of nodeloom's API: execute, poll until COMPLETED, fetch the output's signed URL."""
+    """A client of nodeloom's API that learns of a run's end the way the direct client does, by being told.
+
+    One run alone (`run`): `POST …/execute` with `Prefer: wait=60`, answered 200 with the poll body once the run has
+    ended (202, then the events below, if it has not within 60 s). Several in flight (`submit` + `result`): a plain
+    `POST …/execute` (202) each, then per run one `GET …/poll`, and while the run has not ended,
+    `GET …/executions/{id}/events` (SSE) up to its terminal event, which carries the outputs. Either way the output's
+    signed URL is fetched. `poll_s` set: the old client instead, which polls `GET …/poll` every `poll_s` until
+    COMPLETED.
+    """
 
     name = "nodeloom"
 
-    def __init__(self, url: str, key: str, colors: Colors, *, poll_s: float = 0.01):
+    def __init__(self, url: str, key: str, colors: Colors, *, poll_s: float | None = None):
         self.url = url.rstrip("/")
         self.colors = colors
         self.poll_s = poll_s
@@ -224,7 +241,7 @@ class Nodeloom:
 
     async def prepare(self, shape: Shape) -> Shape:
         if shape.key not in self._workflows:
-            graph = nodeloom_graph(shape, f"bench_nodeloom_{shape.key}")
+            graph = nodeloom_graph(shape, f"bench_{self.name}_{shape.key}")
             r = await self.http.post("/api/v1/workflows", json={"name": f"bench comfyui {shape.key}", "graph": graph})
             if r.status_code != 201:
                 raise RuntimeError(f"create workflow answered {r.status_code}: {r.text[:800]}")
@@ -235,23 +252,63 @@ class Nodeloom:
             self._workflows[shape.key] = wid
         return shape
 
-    async def submit(self, shape: Shape) -> str:
+    async def _execute(self, shape: Shape, *, wait_s: int = 0) -> httpx.Response:
         wid = self._workflows[shape.key]
-        r = await self.http.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"color": self.colors()}})
-        if r.status_code != 202:
+        headers = {"Prefer": f"wait={wait_s}"} if wait_s else {}
+        r = await self.http.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"color": self.colors()}},
+                                 headers=headers)
+        if r.status_code not in (200, 202):
             raise RuntimeError(f"execute answered {r.status_code}: {r.text[:500]}")
-        return str(r.json()["executionId"])
+        return r
+
+    async def submit(self, shape: Shape) -> str:
+        return str((await self._execute(shape)).json()["executionId"])
+
+    async def run(self, shape: Shape) -> list[bytes]:
+        """One run, submitted and waited for in one request (`Prefer: wait`)."""
+        if self.poll_s is not None:
+            return await self.result(await self.submit(shape))
+        r = await self._execute(shape, wait_s=60)
+        body = r.json()
+        if r.status_code == 202:  # not ended within the wait
+            return await self.result(str(body["executionId"]))
+        return await self._fetch(body)
 
     async def result(self, eid: str) -> list[bytes]:
+        if self.poll_s is not None:
+            return await self._fetch(await self._poll(eid))
+        body: dict[str, Any] = (await self.http.get(f"/api/v1/workflows/executions/{eid}/poll")).json()
+        if body.get("status") not in ("COMPLETED", "FAILED", "CANCELLED"):  # not over yet: be told when it is
+            body = await self._events(eid)
+        return await self._fetch(body)
+
+    async def _events(self, eid: str) -> dict[str, Any]:
+        """Follow the execution's events up to the terminal one (its data: status, outputs, error)."""
+        kind = ""
+        async with self.http.stream("GET", f"/api/v1/workflows/executions/{eid}/events") as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"events answered {r.status_code}: {(await r.aread())[:500]!r}")
+            async for line in r.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:") and kind.startswith("execution.") and kind != "execution.started":
+                    return dict(json.loads(line[5:]))
+        raise RuntimeError(f"execution {eid}: the event stream ended without a terminal event")
+
+    async def _poll(self, eid: str) -> dict[str, Any]:
+        assert self.poll_s is not None
         deadline = time.monotonic() + 120
         while True:
-            body = (await self.http.get(f"/api/v1/workflows/executions/{eid}/poll")).json()
-            status = body.get("status")
-            if status == "COMPLETED":
-                break
-            if status in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
-                raise RuntimeError(f"execution {eid} ended {status}: {json.dumps(body)[:800]}")
+            body: dict[str, Any] = (await self.http.get(f"/api/v1/workflows/executions/{eid}/poll")).json()
+            if body.get("status") in ("COMPLETED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+                return body
             await asyncio.sleep(self.poll_s)
+
+    async def _fetch(self, body: dict[str, Any]) -> list[bytes]:
+        """The output image's bytes, from the poll body or terminal event of a run that ended."""
+        if body.get("status") != "COMPLETED":
+            raise RuntimeError(f"execution {body.get('executionId')} ended {body.get('status')}: "
+                               f"{json.dumps(body)[:800]}")
         value = body["outputs"]["image"]
         got = []
         for image in value if isinstance(value, list) else [value]:
@@ -274,7 +331,7 @@ class Samples:
 
 async def one_run(side: Side, shape: Shape) -> float:
     t0 = time.perf_counter()
-    images = await side.result(await side.submit(shape))
+    images = await side.run(shape)
     elapsed = (time.perf_counter() - t0) * 1000
     if not images or not all(images):
         raise RuntimeError(f"{side.name}: no output bytes")
@@ -374,20 +431,24 @@ def table(results: dict[str, dict[str, Samples]], cfg: Config) -> str:
     return "\n".join(lines)
 
 
-def describe(cfg: Config, poll_ms: float) -> str:
+def describe(cfg: Config, poll_ms: float | None) -> str:
+    told = ("nodeloom's client told of the end (Prefer: wait on execute for one run; for a burst one poll, then the "
+            "SSE events while a run has not ended)"
+            if poll_ms is None else f"nodeloom polled every {poll_ms:g} ms")
     return (f"ComfyUI (CPU) called directly vs. through nodeloom serve (embedded SQLite + SQL queue, plan limits "
             f"lifted); {cfg.rounds} alternating rounds each; latency: {cfg.light_runs} (3-node) / {cfg.heavy_runs} "
-            f"(blur) sequential runs per side per round; throughput: median of the rounds; nodeloom polled every "
-            f"{poll_ms:g} ms; every run a distinct color")
+            f"(blur) sequential runs per side per round; throughput: median of the rounds; {told}; every run a "
+            f"distinct color")
 
 
 # --- the bench itself --------------------------------------------------------------------------------------------
 
-async def bench(comfy_url: str, nodeloom_url: str, key: str, cfg: Config, *, poll_ms: float = 10.0,
+async def bench(comfy_url: str, nodeloom_url: str, key: str, cfg: Config, *, poll_ms: float | None = None,
                 log: Callable[[str], None] = print) -> str:
     """Measure everything against running servers; the table (printed by the caller)."""
     colors = Colors()
-    direct, nodeloom = Direct(comfy_url, colors), Nodeloom(nodeloom_url, key, colors, poll_s=poll_ms / 1000)
+    direct, nodeloom = Direct(comfy_url, colors), Nodeloom(nodeloom_url, key, colors,
+                                                                  poll_s=None if poll_ms is None else poll_ms / 1000)
     try:
         await nodeloom.start()
         await direct.start()
@@ -402,7 +463,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds, fewer runs (about a minute)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds per figure (default 5)")
-    parser.add_argument("--poll-ms", type=float, default=10.0, help="how often the nodeloom client polls")
+    parser.add_argument("--poll-ms", type=float, default=None,
+                        help="poll GET …/poll this often instead of being told of the end (the old client)")
     args = parser.parse_args()
     cfg = Config(rounds=2, light_runs=5, heavy_runs=2, light_burst=20, heavy_burst=4) if args.quick else Config()
     if args.rounds is not None:

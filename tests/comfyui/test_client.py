@@ -39,6 +39,7 @@ from nodeloom.providers.comfyui import (
     Progress,
     PromptLost,
     PromptRejected,
+    SharedEvents,
     Succeeded,
     node_outputs,
     outputs,
@@ -220,6 +221,98 @@ async def test_a_prompt_with_one_bad_output_still_runs_the_others(client: ComfyC
         seen = await collect(events.follow(prompt_id))
     assert isinstance(seen[-1], Succeeded)
     assert set(seen[-1].entry.outputs) == {"4"}
+
+
+# ── one socket for many prompts ──
+
+
+async def run_shared(client: ComfyClient, events: SharedEvents, prompt: dict[str, Any]) -> tuple[str, list[ComfyEvent]]:
+    prompt_id = new_id()
+    async with events.watch(prompt_id) as watch:
+        await client.submit(prompt, prompt_id=prompt_id, client_id=events.client_id)
+        return prompt_id, await collect(watch.follow())
+
+
+@live
+async def test_a_shared_socket_gives_each_prompt_its_own_events(client: ComfyClient) -> None:
+    events = client.shared_events()
+    try:
+        prefixes = [f"shared-{new_id()}" for _ in range(3)]
+        # three prompts in flight at once on one socket (one client id): each watcher hears its own prompt only
+        runs = await asyncio.gather(*(run_shared(client, events, chain(colour(), prefix)) for prefix in prefixes))
+        assert events.connected
+        for (prompt_id, seen), prefix in zip(runs, prefixes, strict=True):
+            assert all(event.prompt_id == prompt_id for event in seen)
+            assert isinstance(seen[0], ExecutionStart)
+            assert [e.node for e in seen if isinstance(e, NodeStarted)] == ["1", "2", "3", "4"]
+            done = seen[-1]
+            assert isinstance(done, Succeeded)
+            (file,) = outputs(done.entry)["4"]
+            assert isinstance(file, OutputFile) and file.filename.startswith(prefix)
+            # the entry the socket told is the history's own: status, outputs, start and end (told at the terminal
+            # frame, which ComfyUI sends just before it writes the history: waited for here)
+            history = await client.wait_done(prompt_id, poll_interval=0.05, deadline=time.monotonic() + HANG)
+            assert (done.entry.status, done.entry.completed, done.entry.outputs) == (
+                history.status, history.completed, history.outputs)
+            assert (done.entry.started_at, done.entry.ended_at) == (history.started_at, history.ended_at)
+            assert done.entry.outcome == history.outcome
+        # the socket stays open for the next prompt
+        _, again = await run_shared(client, events, chain(colour(), prefixes[0]))
+        assert isinstance(again[-1], Succeeded)
+    finally:
+        await events.aclose()
+    assert not events.connected
+
+
+@live
+async def test_a_failure_told_on_a_shared_socket_is_the_historys(client: ComfyClient) -> None:
+    events = client.shared_events()
+    try:
+        prompt = {
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": colour()}},
+            "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 31, "sigma": 1.0}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": f"fail-{new_id()}"}},
+        }
+        prompt_id, seen = await run_shared(client, events, prompt)
+    finally:
+        await events.aclose()
+    failed = seen[-1]
+    assert isinstance(failed, Failed) and (failed.node_id, failed.node_type) == ("2", "ImageBlur")
+    assert failed.traceback and not failed.entry.completed
+    history = await client.wait_done(prompt_id, poll_interval=0.05, deadline=time.monotonic() + HANG)
+    assert history.outcome == failed.entry.outcome
+
+
+@live
+async def test_reattaching_through_the_shared_socket_or_without_taking_anothers(client: ComfyClient) -> None:
+    ours = client.shared_events()
+    try:
+        # posted with our socket's client id, then followed again (as after a restart of the follower)
+        prompt_id = new_id()
+        await ours.connect()
+        await client.submit(chain(colour(), f"again-{new_id()}"), prompt_id=prompt_id, client_id=ours.client_id)
+        async with aclosing(ours.reattach(prompt_id)) as again:
+            seen = await collect(again)
+        assert isinstance(seen[-1], Succeeded) and any(isinstance(e, ExecutionStart) for e in seen)
+        assert set(seen[-1].entry.outputs) == {"4"}
+
+        # posted by another process, whose socket is alive: re-attaching looks the prompt up and leaves that socket
+        # hearing its events
+        theirs = new_id()
+        async with client.open_events(client_id=theirs) as their_socket:
+            prompt_id = new_id()
+            await client.submit(chain(colour(), f"theirs-{new_id()}"), prompt_id=prompt_id, client_id=theirs)
+            async with aclosing(client.await_events(prompt_id, poll_interval=0.05)) as looked_up:
+                seen = await collect(looked_up)
+            assert [type(e) for e in seen] == [ExecutionStart, NodeExecuted, Succeeded]
+            heard = await collect(their_socket.follow(prompt_id))
+        assert [e.node for e in heard if isinstance(e, NodeStarted)] == ["1", "2", "3", "4"]
+        assert isinstance(heard[-1], Succeeded)
+        with pytest.raises(PromptLost):
+            async with aclosing(ours.reattach(new_id())) as unknown:
+                await collect(unknown)
+    finally:
+        await ours.aclose()
 
 
 # ── where a prompt is, taking it back ──
@@ -447,6 +540,35 @@ async def test_a_killed_server_is_unavailable(make_comfy: Callable[..., ComfySer
         with pytest.raises(ComfyUnavailable):
             async with client.open_events(client_id="x"):
                 pass
+
+
+@live
+async def test_a_shared_socket_turns_to_the_history_when_its_server_dies_and_reopens_after(
+        make_comfy: Callable[..., ComfyServer]) -> None:
+    server = make_comfy()
+    async with httpx.AsyncClient(trust_env=False) as http:
+        client = ComfyClient(server.url, http=http, timeout=5.0, quiet_check=1.0)
+        events = client.shared_events()
+        try:
+            prompt_id = new_id()
+            async with events.watch(prompt_id) as watch:
+                await client.submit(slow(colour()), prompt_id=prompt_id, client_id=events.client_id)
+                with pytest.raises(ComfyUnavailable):
+                    async with asyncio.timeout(HANG):
+                        async for event in watch.follow():
+                            if isinstance(event, NodeStarted):
+                                server.kill()
+            assert not events.connected
+            with pytest.raises(ComfyUnavailable):
+                async with events.watch(new_id()):
+                    pass
+            server.restart()
+            client_id = events.client_id
+            _, seen = await run_shared(client, events, chain(colour(), f"reopened-{new_id()}"))
+            assert isinstance(seen[-1], Succeeded)
+            assert events.connected and events.client_id == client_id
+        finally:
+            await events.aclose()
 
 
 # ── what a real server cannot be made to do ──
