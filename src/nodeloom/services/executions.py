@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select
@@ -182,7 +184,10 @@ class ExecutionService:
 
     def status(self, *, account_id: str, execution_id: str) -> str:
         with self.db.read() as s:
-            return self._get(s, account_id, execution_id).status
+            row = s.connection().execute(_STATUS, {"execution_id": execution_id}).first()
+        if row is None or row.account_id != account_id:
+            raise NotFound("execution not found")
+        return str(row.status)
 
     def poll(self, *, account_id: str, execution_id: str, base_url: str = "") -> dict[str, Any]:
         # every client's hot loop: plain rows of the columns the body shows (no ORM object, and neither the
@@ -216,9 +221,9 @@ class ExecutionService:
             rows = s.scalars(newest_first(stmt, Execution, limit=limit, cursor=cursor)).all()
         return page(rows, limit=limit, public=self.summary)
 
-    async def changed(self, execution_id: str, timeout: float) -> None:
-        """Return when something changed for the execution (an event was written), or after `timeout` s."""
-        await self.hub.wait(execution_id, timeout)
+    def listening(self, execution_id: str) -> AbstractContextManager[asyncio.Event]:
+        """Set on every change of the execution while the block runs (`EventHub.listening`: clear, read, wait)."""
+        return self.hub.listening(execution_id)
 
     def render(self, value: Any, base_url: str) -> Any:
         """Stored JSON as a client sees it: media markers become signed links under `base_url`."""
@@ -300,6 +305,7 @@ _NODE_COLUMNS = (ExecutionNode.node_id, ExecutionNode.status, ExecutionNode.node
 #: built once: a statement object reused keeps its compiled form's cache key (building and keying a statement costs
 #: more than SQLite takes to answer it)
 _POLL_EXECUTION = select(*_EXECUTION_COLUMNS).where(Execution.id == bindparam("execution_id"))
+_STATUS = select(Execution.account_id, Execution.status).where(Execution.id == bindparam("execution_id"))
 _POLL_NODES = select(*_NODE_COLUMNS).where(ExecutionNode.execution_id == bindparam("execution_id"))
 
 

@@ -7,8 +7,10 @@ scale-out build adds Redis pub/sub behind the same two methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 
 
 class EventHub:
@@ -28,13 +30,20 @@ class EventHub:
 
     async def wait(self, execution_id: str, timeout: float) -> None:
         """Return when notified or after `timeout` seconds, whichever is first."""
+        with self.listening(execution_id) as changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)
+
+    @contextlib.contextmanager
+    def listening(self, execution_id: str) -> Iterator[asyncio.Event]:
+        """An event set by every notification for the execution while the block runs (call from the event loop).
+        Listen BEFORE reading what changed, and clear it before each read: a notification that lands between
+        the read and the wait is then not lost."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             self._waiters[execution_id].add(entry)
         try:
-            await asyncio.wait_for(entry[1].wait(), timeout)
-        except TimeoutError:
-            pass
+            yield entry[1]
         finally:
             with self._lock:
                 waiters = self._waiters.get(execution_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -38,14 +39,17 @@ def prefer_wait(header: str | None) -> float:
 
 async def wait_for_end(executions: ExecutionService, *, account_id: str, execution_id: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while True:
-        status = await run_in_threadpool(executions.status, account_id=account_id, execution_id=execution_id)
-        if status in TERMINAL_STATUSES:
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        await executions.changed(execution_id, min(left, 1.0))
+    with executions.listening(execution_id) as changed:  # before the first read: no change is missed in between
+        while True:
+            changed.clear()
+            status = await run_in_threadpool(executions.status, account_id=account_id, execution_id=execution_id)
+            if status in TERMINAL_STATUSES:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, 1.0))
 
 
 PREFER = Header(default=None, alias="Prefer", description="`wait=N` (N ≤ 60): hold the request until the run ends or N seconds "
@@ -158,29 +162,37 @@ async def events(execution_id: str, request: Request, executions: ExecutionsDep,
         nonlocal after
         batch, current = first, status
         idle = 0.0
-        while True:
-            for e in batch:
-                data = executions.render(e.data, base)
-                yield f"id: {e.seq}\nevent: {e.type}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-                after = e.seq
-                if e.type.startswith("execution.") and e.type != "execution.started":
+        # listening from here on; each read comes after clearing, so a change that lands between a read and the
+        # wait is not lost (the first read came before listening: the loop reads once more before it waits)
+        with executions.listening(execution_id) as changed:
+            read_since_listening = False
+            while True:
+                for e in batch:
+                    data = executions.render(e.data, base)
+                    yield (f"id: {e.seq}\nevent: {e.type}\n"
+                           f"data: {json.dumps(data, separators=(',', ':'))}\n\n").encode()
+                    after = e.seq
+                    if e.type.startswith("execution.") and e.type != "execution.started":
+                        return
+                if not batch and current in TERMINAL_STATUSES:
                     return
-            if not batch and current in TERMINAL_STATUSES:
-                return
-            if batch:
-                idle = 0.0
-            elif idle >= 15.0:
-                idle = 0.0
-                yield b": keep-alive\n\n"
-            if await request.is_disconnected():
-                return
-            if not batch:
-                started = time.monotonic()
-                await executions.changed(execution_id, max(interval, 1.0))
-                idle += time.monotonic() - started
-            batch, current = await run_in_threadpool(executions.events_after, account_id=p.account_id,
-                                                     execution_id=execution_id, after=after)
-            await asyncio.sleep(0)
+                if batch:
+                    idle = 0.0
+                elif idle >= 15.0:
+                    idle = 0.0
+                    yield b": keep-alive\n\n"
+                if await request.is_disconnected():
+                    return
+                if not batch and read_since_listening:
+                    started = time.monotonic()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), max(interval, 1.0))
+                    idle += time.monotonic() - started
+                changed.clear()
+                batch, current = await run_in_threadpool(executions.events_after, account_id=p.account_id,
+                                                         execution_id=execution_id, after=after)
+                read_since_listening = True
+                await asyncio.sleep(0)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
