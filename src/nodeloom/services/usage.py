@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
@@ -35,30 +35,41 @@ OPEN_HOLD = case((CreditEntry.kind == "hold", CreditEntry.amount),
                  (CreditEntry.kind.in_(("charge", "release")), -CreditEntry.amount), else_=0)
 
 
+_USAGE_DAILY = cast(Table, UsageDay.__table__)
+
+
 def day_of(moment: datetime) -> str:
     return moment.date().isoformat()
 
 
-def insert_ignore(s: Session, model: Any, values: dict[str, Any]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL (creates a counter row exactly once)."""
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        s.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
-        return
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    s.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())
+#: statements built once per dialect (every charge and every account's first submit of a day runs them), run on the
+#: transaction's connection: they touch only the counter rows, nothing pending in the session
+_NEW_DAY: dict[str, Any] = {}
+_ADD_CREDITS = (update(UsageDay).where(UsageDay.account_id == bindparam("b_account"), UsageDay.day == bindparam("b_day"))
+                .values(credits=UsageDay.credits + bindparam("b_amount", type_=UsageDay.credits.type)))
 
 
 def ensure_day(s: Session, *, account_id: str, day: str) -> None:
-    insert_ignore(s, UsageDay, {"account_id": account_id, "day": day, "executions": 0, "credits": Decimal(0)})
+    """Today's counter row for the account, made once (INSERT … ON CONFLICT DO NOTHING)."""
+    conn = s.connection()
+    dialect = conn.dialect.name
+    stmt = _NEW_DAY.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(_USAGE_DAILY).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(_USAGE_DAILY).on_conflict_do_nothing()
+        _NEW_DAY[dialect] = stmt
+    conn.execute(stmt, {"account_id": account_id, "day": day, "executions": 0, "credits": Decimal(0)})
 
 
 def add_credits(s: Session, *, account_id: str, day: str, amount: Decimal) -> None:
     ensure_day(s, account_id=account_id, day=day)
-    s.execute(update(UsageDay).where(UsageDay.account_id == account_id, UsageDay.day == day)
-              .values(credits=UsageDay.credits + amount).execution_options(synchronize_session=False))
+    s.connection().execute(_ADD_CREDITS, {"b_account": account_id, "b_day": day, "b_amount": amount})
 
 
 class UsageService:
@@ -102,4 +113,4 @@ class UsageService:
         }
 
 
-__all__ = ["UsageService", "add_credits", "day_of", "ensure_day", "insert_ignore"]
+__all__ = ["UsageService", "add_credits", "day_of", "ensure_day"]
