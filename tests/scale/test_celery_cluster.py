@@ -84,7 +84,12 @@ def test_killed_worker_hands_its_executions_to_the_other(cluster: Cluster, tmp_p
     ids = [client.post(f"/api/v1/workflows/{wid}/execute", json={"inputs": {"p": str(i)}}).json()["executionId"]
            for i in range(4)]
     deadline = time.time() + 60
-    while not counter.exists() or len(counter.read_text().split()) < 4:  # all four are past their first node
+
+    def counted() -> bool:  # the counting node's completion is committed in all four (not only its file written)
+        return all(client.get(f"/api/v1/workflows/executions/{eid}/poll").json()["nodes"]["count"]["status"]
+                   == "COMPLETED" for eid in ids)
+
+    while not counted():  # all four are past their first node
         assert time.time() < deadline
         time.sleep(0.1)
     victim.send_signal(signal.SIGKILL)
