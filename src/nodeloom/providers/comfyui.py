@@ -759,14 +759,18 @@ class ComfyClient:
         return f"{self.base_url}{path}"
 
     async def _pause(self, interval: float, deadline: float | None, prompt_id: str) -> None:
-        if deadline is not None:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise DeadlineExceeded(
-                    f"prompt {prompt_id} is not done by its deadline", server=self.base_url, prompt_id=prompt_id
-                )
-            interval = min(interval, remaining)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(self._bounded(interval, deadline, prompt_id))
+
+    def _bounded(self, interval: float, deadline: float | None, prompt_id: str) -> float:
+        """`interval`, cut to what is left before `deadline`; DeadlineExceeded when nothing is."""
+        if deadline is None:
+            return interval
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise DeadlineExceeded(
+                f"prompt {prompt_id} is not done by its deadline", server=self.base_url, prompt_id=prompt_id
+            )
+        return min(interval, remaining)
 
     async def _greeting(self, ws: ClientConnection) -> None:
         """Wait for the `status` frame ComfyUI sends once it has registered the socket under its client id."""
@@ -1024,14 +1028,7 @@ async def _follow(
     finished = False
     entry: HistoryEntry | None = None
     while not finished:
-        wait = client._quiet_check
-        if deadline is not None:
-            remaining = deadline - client._clock()
-            if remaining <= 0:
-                raise DeadlineExceeded(
-                    f"prompt {prompt_id} is not done by its deadline", server=client.base_url, prompt_id=prompt_id
-                )
-            wait = min(wait, remaining)
+        wait = client._bounded(client._quiet_check, deadline, prompt_id)
         try:
             async with asyncio.timeout(wait):
                 message = await recv()
