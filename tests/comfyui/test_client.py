@@ -179,7 +179,13 @@ async def test_a_failing_node_is_a_failed_event(client: ComfyClient) -> None:
     with pytest.raises(ComfyExecutionError) as caught:
         failed.entry.raise_for_status()
     assert caught.value.event == failed
-    located = await client.locate(prompt_id)
+    # the socket told of the failure; ComfyUI files the prompt in its history a moment later (until then it is
+    # still "running" in the queue)
+    for _ in range(200):
+        located = await client.locate(prompt_id)
+        if located is None or located.state == "done":
+            break
+        await asyncio.sleep(0.02)
     assert located is not None and located.state == "done" and isinstance(located.entry.outcome, Failed)
 
 
