@@ -61,17 +61,22 @@ def test_waiting_batches_share_one_commit_and_a_failing_one_rolls_back_alone(db:
     group = GroupCommit(db)
     commits: list[int] = []
     event.listen(db.engine, "commit", lambda _conn: commits.append(1))
-    gate = threading.Event()
+    gate, holding = threading.Event(), threading.Event()
 
     def first(s: Session) -> str:  # holds the group's thread until the others are waiting
+        holding.set()
         gate.wait(10)
         return str(record(ids[0], "node.started")(s))
 
     with ThreadPoolExecutor(6) as pool:
         head = pool.submit(group.run, first)
+        assert holding.wait(10)  # the group's thread took the first batch alone and is inside it
         rest = [pool.submit(group.run, record(eid, "node.started", fail=(eid == ids[3]))) for eid in ids[1:]]
-        while len(group._waiting) < len(rest):  # every other batch is queued behind the first
+        for _ in range(1000):  # every other batch is queued behind the first
+            if len(group._waiting) == len(rest):
+                break
             threading.Event().wait(0.01)
+        assert len(group._waiting) == len(rest)
         gate.set()
         assert head.result(10) == ids[0]
         results = []
