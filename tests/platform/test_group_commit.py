@@ -69,9 +69,9 @@ def test_waiting_batches_share_one_commit_and_a_failing_one_rolls_back_alone(db:
         return str(record(ids[0], "node.started")(s))
 
     with ThreadPoolExecutor(6) as pool:
-        head = pool.submit(group.run, first)
+        head = pool.submit(lambda: group.submit(first).result())
         assert holding.wait(10)  # the group's thread took the first batch alone and is inside it
-        rest = [pool.submit(group.run, record(eid, "node.started", fail=(eid == ids[3]))) for eid in ids[1:]]
+        rest = [group.submit(record(eid, "node.started", fail=(eid == ids[3]))) for eid in ids[1:]]
         for _ in range(1000):  # every other batch is queued behind the first
             if len(group._waiting) == len(rest):
                 break
@@ -99,7 +99,7 @@ def test_a_batch_alone_is_written_at_once_and_the_thread_ends_when_idle(db: Data
     [eid] = make_executions(db, 1)
     group = GroupCommit(db)
     group.IDLE_EXIT_S = 0.05
-    assert group.run(record(eid, "node.completed")) == eid
+    assert group.submit(record(eid, "node.completed")).result(10) == eid
     assert events_of(db, eid) == ["node.completed"]
     deadline = threading.Event()
     for _ in range(100):
@@ -107,5 +107,5 @@ def test_a_batch_alone_is_written_at_once_and_the_thread_ends_when_idle(db: Data
             break
         deadline.wait(0.02)
     assert not group._running
-    assert group.run(record(eid, "execution.completed")) == eid  # and starts again
+    assert group.submit(record(eid, "execution.completed")).result(10) == eid  # and starts again
     assert events_of(db, eid) == ["node.completed", "execution.completed"]

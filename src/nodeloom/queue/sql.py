@@ -41,6 +41,11 @@ def _candidates(*, blocked: bool) -> Select[Any]:
 _CANDIDATES = {False: _candidates(blocked=False), True: _candidates(blocked=True)}
 _RUNNING = (select(Job.account_id, func.count()).where(Job.state == "claimed", Job.lease_expires_at >= bindparam("now"))
             .group_by(Job.account_id))
+
+
+def live_claims(session: Session, now: float) -> dict[str, int]:
+    """Jobs claimed under a lease still running, per account (read in the caller's transaction)."""
+    return {account_id: int(n) for account_id, n in session.connection().execute(_RUNNING, {"now": now}).all()}
 _JOBS = select(Job).where(Job.execution_id.in_(bindparam("wanted", expanding=True)), *_CLAIMABLE)
 _JOBS_SKIP_LOCKED = _JOBS.with_for_update(skip_locked=True)
 _JOB_PLACE = select(Job.state, Job.queue, Job.seq).where(Job.execution_id == bindparam("execution_id"))
@@ -105,7 +110,7 @@ class SqlQueue:
             if not candidates:
                 return []
             if running is None:
-                running = {acct: int(n) for acct, n in s.connection().execute(_RUNNING, {"now": now}).all()}
+                running = live_claims(s, now)
             turns = fair_order(candidates, account=lambda r: str(r[1]), seq=lambda r: int(r[2]), running=running,
                                served=self.served.view())
             wanted = [str(r[0]) for r in turns[:depth if room is None else limit * 4 + 16]]

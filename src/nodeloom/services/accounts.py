@@ -40,7 +40,7 @@ class AccountService:
         self.clock = clock
         self._hmac_key = hashlib.sha256(b"nodeloom-api-keys\0" + secret_key.encode()).digest()
         self._last_used: dict[str, float] = {}
-        #: digest → (principal, remembered until (monotonic), the key's expiry): verified keys, so that a client's
+        #: digest → (principal, remembered until (clock seconds), the key's expiry): verified keys, so that a client's
         #: poll loop does not read the key's row on every request (NODELOOM_AUTH_CACHE_SECONDS; 0: never)
         self._cache_seconds = cache_seconds
         self._verified: dict[str, tuple[Principal, float, datetime | None]] = {}

@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING, Any
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from nodeloom.clock import Clock
 from nodeloom.errors import ApiError, NotFound, ValidationFailed
+from nodeloom.queue.sql import live_claims
 from nodeloom.services.lifecycle import ExecutionListener
 from nodeloom.services.submission import Submission
 from nodeloom.services.usage import day_of, ensure_day
 from nodeloom.settings import PlanLimits, Settings
 from nodeloom.storage.db import Database
-from nodeloom.storage.models import Account, Job
+from nodeloom.storage.models import Account
 from nodeloom.storage.models_platform import UsageDay
 
 if TYPE_CHECKING:
@@ -74,9 +75,6 @@ def _sweep(ref: weakref.ReferenceType[SweptMemoryStorage]) -> None:
         storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
         del storage
 
-#: live claims per account (built once: every claim counts them)
-_RUNNING = (select(Job.account_id, func.count()).where(Job.state == "claimed", Job.lease_expires_at >= bindparam("now"))
-            .group_by(Job.account_id))
 #: today's execution counter +1 (built once: every submit runs it), with or without the plan's daily quota
 _COUNT_EXECUTION = (update(UsageDay).where(UsageDay.account_id == bindparam("b_account"),
                                            UsageDay.day == bindparam("b_day"))
@@ -268,8 +266,7 @@ class LimitsService(ExecutionListener):
         if not self.db.is_sqlite:
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
         now = self.clock.time()
-        rows = s.connection().execute(_RUNNING, {"now": now}).all()
-        return _Room(running={account_id: int(n) for account_id, n in rows},
+        return _Room(running=live_claims(s, now),
                      cap=lambda account_id: self.plan_for(account_id, session=s)[1].concurrency)
 
     def _window_words(self) -> str:

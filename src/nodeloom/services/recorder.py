@@ -77,8 +77,8 @@ class GroupCommit:
     worker owns its execution now — rolls back alone). Under load a commit carries many executions' events instead of
     each execution queueing its own transaction on SQLite's single write lock; alone, a batch is written at once.
 
-    `run` blocks its (worker) thread until its batch has committed, and returns what the batch returned or raises what
-    it raised (or what the commit raised). The thread ends when idle and starts again with the next batch."""
+    `submit`'s future holds what the batch returned, or what it raised (or what the commit raised), once the group
+    has committed. The thread ends when idle and starts again with the next batch."""
 
     IDLE_EXIT_S = 1.0
 
@@ -88,9 +88,6 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._waiting: list[tuple[Callable[[Session], Any], Future[Any]]] = []
         self._running = False
-
-    def run(self, work: Callable[[Session], T]) -> T:
-        return self.submit(work).result()
 
     def submit(self, work: Callable[[Session], T]) -> Future[T]:
         """Queue `work` for the next group; the future has its result once the group has committed."""
@@ -166,14 +163,10 @@ class EventRecorder:
             self.lifecycle.ended(s, ex, status=status, error=error)
             self.queue.ack(claim, s)
 
-    def write_batch(self, claim: Claim, graph: Graph, events: list[ev.Event], serialized: SerializedBatch) -> None:
-        """Persist a batch of engine events, atomically: in a transaction that may carry other executions' batches
-        too (`GroupCommit`); returns once it has committed."""
-        self.group.run(lambda s: self.write_batch_in(s, claim, graph, events, serialized))
-
     def submit_batch(self, claim: Claim, graph: Graph, events: list[ev.Event],
                      serialized: SerializedBatch) -> Future[None]:
-        """`write_batch` without waiting: the future is done once the batch has committed (or failed)."""
+        """Persist a batch of engine events, atomically, in a transaction that may carry other executions' batches
+        too (`GroupCommit`); the future is done once it has committed (or failed)."""
         return self.group.submit(lambda s: self.write_batch_in(s, claim, graph, events, serialized))
 
     def write_batch_in(self, s: Session, claim: Claim, graph: Graph, events: list[ev.Event],
