@@ -349,10 +349,6 @@ function ReviewStep({ review, setReview, onClose }: { review: Review; setReview:
   const [addOutputName, setAddOutputName] = useState("");
   const { result } = review;
 
-  useEffect(() => {
-    setRows(keyed(review.exposure));
-  }, [review]);
-
   const inputs = useMemo(() => inputCandidates(result.graph, catalog), [result.graph, catalog]);
   const outputs = useMemo(() => outputCandidates(result.graph), [result.graph]);
   const freeInputs = inputs.filter((c) => !rows.inputs.some((row) => row.node === c.node && row.input === c.input));
@@ -378,7 +374,11 @@ function ReviewStep({ review, setReview, onClose }: { review: Review; setReview:
     });
     try {
       const next = await workflowsApi.reimportComfyui(result.id, body);
-      setReview({ result: next, source: review.source, exposure: readExposure(next.graph, catalog) });
+      const exposure = readExposure(next.graph, catalog);
+      // the rows restart from what the server now exposes; set here, with the review, and not in an effect on
+      // `review`: an effect runs after the first paint, and would undo an edit made before it ran
+      setRows(keyed(exposure));
+      setReview({ result: next, source: review.source, exposure });
       return true;
     } catch (caught) {
       setError(caught);
