@@ -221,9 +221,17 @@ class ExecutionService:
             rows = s.scalars(newest_first(stmt, Execution, limit=limit, cursor=cursor)).all()
         return page(rows, limit=limit, public=self.summary)
 
-    def listening(self, execution_id: str) -> AbstractContextManager[asyncio.Event]:
-        """Set on every change of the execution while the block runs (`EventHub.listening`: clear, read, wait)."""
-        return self.hub.listening(execution_id)
+    def listening(self, execution_id: str, *, ends_only: bool = False) -> AbstractContextManager[asyncio.Event]:
+        """Set on every change of the execution while the block runs (`EventHub.listening`: clear, read, wait);
+        `ends_only`: only on changes that may have ended it."""
+        return self.hub.listening(execution_id, ends_only=ends_only)
+
+    def poll_if_ended(self, *, account_id: str, execution_id: str, base_url: str = "") -> dict[str, Any] | None:
+        """The poll body once the run has ended, else None (one trip for `Prefer: wait`: the status, and the body
+        only when it is needed)."""
+        if self.status(account_id=account_id, execution_id=execution_id) not in TERMINAL_STATUSES:
+            return None
+        return self.poll(account_id=account_id, execution_id=execution_id, base_url=base_url)
 
     def render(self, value: Any, base_url: str) -> Any:
         """Stored JSON as a client sees it: media markers become signed links under `base_url`."""

@@ -16,12 +16,16 @@ from collections.abc import Iterator
 class EventHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+        #: execution → (loop, event, ends_only) of each listener
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event, bool]]] = defaultdict(set)
 
-    def notify(self, execution_id: str) -> None:
-        """Wake every waiter of this execution; safe to call from any thread."""
+    def notify(self, execution_id: str, *, ended: bool = True) -> None:
+        """Wake the waiters of this execution; safe to call from any thread. `ended=False` says the change cannot
+        have ended the run (a worker's progress batch): listeners that wait only for the end sleep on. When unsure,
+        leave it True — a needless wake-up costs a read, a missed one a second."""
         with self._lock:
-            waiters = list(self._waiters.get(execution_id, ()))
+            waiters = [(loop, event) for loop, event, ends_only in self._waiters.get(execution_id, ())
+                       if ended or not ends_only]
         for loop, event in waiters:
             try:
                 loop.call_soon_threadsafe(event.set)
@@ -35,11 +39,12 @@ class EventHub:
                 await asyncio.wait_for(changed.wait(), timeout)
 
     @contextlib.contextmanager
-    def listening(self, execution_id: str) -> Iterator[asyncio.Event]:
-        """An event set by every notification for the execution while the block runs (call from the event loop).
+    def listening(self, execution_id: str, *, ends_only: bool = False) -> Iterator[asyncio.Event]:
+        """An event set by every notification for the execution while the block runs (call from the event loop);
+        `ends_only`: only by those that may mean the run ended (`Prefer: wait` needs no other).
         Listen BEFORE reading what changed, and clear it before each read: a notification that lands between
         the read and the wait is then not lost."""
-        entry = (asyncio.get_running_loop(), asyncio.Event())
+        entry = (asyncio.get_running_loop(), asyncio.Event(), ends_only)
         with self._lock:
             self._waiters[execution_id].add(entry)
         try:
@@ -73,13 +78,16 @@ class RedisEventHub(EventHub):
     def _on_message(self, message: dict[str, object]) -> None:
         channel = message.get("channel")
         if isinstance(channel, bytes):
-            super().notify(channel.decode()[len(self.CHANNEL):])
+            super().notify(channel.decode()[len(self.CHANNEL):], ended=message.get("data") != self.PROGRESS)
 
-    def notify(self, execution_id: str) -> None:
+    #: the message of a change that cannot have ended the run (anything else may have)
+    PROGRESS = b"progress"
+
+    def notify(self, execution_id: str, *, ended: bool = True) -> None:
         try:
-            self._redis.publish(self.CHANNEL + execution_id, b"1")
+            self._redis.publish(self.CHANNEL + execution_id, b"1" if ended else self.PROGRESS)
         except Exception:  # a Redis hiccup only delays waiters until their next poll
-            super().notify(execution_id)
+            super().notify(execution_id, ended=ended)
 
     def close(self) -> None:
         self._thread.stop()

@@ -197,7 +197,8 @@ class ExecutionRunner:
             except LeaseLost:
                 lost.set()
                 raise
-            self.hub.notify(eid)
+            # only a terminal event ends the run in a batch (`Prefer: wait` sleeps through the others)
+            self.hub.notify(eid, ended=any(e.type in ev.TERMINAL_EVENTS for e in batch))
 
         def on_lost() -> None:
             lost.set()

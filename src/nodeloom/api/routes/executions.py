@@ -37,17 +37,22 @@ def prefer_wait(header: str | None) -> float:
     return min(60.0, float(m.group(1))) if m else 0.0
 
 
-async def wait_for_end(executions: ExecutionService, *, account_id: str, execution_id: str, seconds: float) -> bool:
+async def wait_for_end(executions: ExecutionService, *, account_id: str, execution_id: str, seconds: float,
+                       base_url: str = "") -> dict[str, Any] | None:
+    """The poll body once the run has ended within `seconds`, else None. Woken only by changes that may have ended
+    it (a worker's progress batches do not wake it), and re-reads at least every second whatever it is told."""
     deadline = time.monotonic() + seconds
-    with executions.listening(execution_id) as changed:  # before the first read: no change is missed in between
+    # listening before the first read: no change is missed in between
+    with executions.listening(execution_id, ends_only=True) as changed:
         while True:
             changed.clear()
-            status = await run_in_threadpool(executions.status, account_id=account_id, execution_id=execution_id)
-            if status in TERMINAL_STATUSES:
-                return True
+            body = await run_in_threadpool(executions.poll_if_ended, account_id=account_id,
+                                           execution_id=execution_id, base_url=base_url)
+            if body is not None:
+                return body
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(left, 1.0))
 
@@ -85,10 +90,8 @@ async def execute(workflow_id: str, body: ExecuteBody, request: Request, executi
         return executions.submit(account_id=p.account_id, sub=sub, answer=answer)
 
     accepted = await run_in_threadpool(accept)
-    if wait > 0 and await wait_for_end(executions, account_id=p.account_id, execution_id=accepted["executionId"],
-                                       seconds=wait):
-        poll = await run_in_threadpool(executions.poll, account_id=p.account_id,
-                                       execution_id=accepted["executionId"], base_url=base)
+    if wait > 0 and (poll := await wait_for_end(executions, account_id=p.account_id,
+                                                execution_id=accepted["executionId"], seconds=wait, base_url=base)):
         return JSONResponse(poll, status_code=200)
     return JSONResponse(accepted, status_code=202)
 

@@ -1,0 +1,27 @@
+"""RedisEventHub: notifications cross processes through Redis pub/sub, and a progress batch (ended=False) wakes the
+SSE streams of every process but not the `Prefer: wait` requests, which only want the end."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nodeloom.services.hub import RedisEventHub
+
+
+def test_progress_and_possible_ends_reach_the_right_listeners_of_another_hub(redis_url: str) -> None:
+    async def main() -> None:
+        publisher, listener = RedisEventHub(redis_url), RedisEventHub(redis_url)  # two processes' hubs
+        try:
+            await asyncio.sleep(0.3)  # the listener thread has subscribed
+            with listener.listening("ex_1", ends_only=True) as ends, listener.listening("ex_1") as every:
+                publisher.notify("ex_1", ended=False)
+                await asyncio.wait_for(every.wait(), 5)
+                await asyncio.sleep(0.1)  # (had it been woken, it would be by now: the same message)
+                assert not ends.is_set()
+                publisher.notify("ex_1")
+                await asyncio.wait_for(ends.wait(), 5)
+        finally:
+            publisher.close()
+            listener.close()
+
+    asyncio.run(main())
