@@ -55,6 +55,16 @@ CENT = Decimal("0.0001")  # credits are kept to four places (the column's scale)
 EPSILON = Decimal("0.00005")
 #: what an execution still holds (built once: every execution's end asks)
 _HELD = select(func.coalesce(func.sum(OPEN_HOLD), 0)).where(CreditEntry.execution_id == bindparam("execution_id"))
+#: is there a ledger entry of this kind for this node of the execution (asked as every charge and every end settles)
+_ENTRY = (select(CreditEntry.id).where(CreditEntry.execution_id == bindparam("execution_id"),
+                                       CreditEntry.node_id == bindparam("node_id"),
+                                       CreditEntry.kind == bindparam("kind")).limit(1))
+_AMOUNT = bindparam("amount", type_=Account.credits.type)
+#: the balance moves (built once: every submit takes, every end gives back)
+_TAKE = (update(Account).where(Account.id == bindparam("account_id"), Account.credits + EPSILON >= _AMOUNT)
+         .values(credits=func.round(Account.credits - _AMOUNT, 4)).execution_options(synchronize_session=False))
+_GIVE = (update(Account).where(Account.id == bindparam("account_id"))
+         .values(credits=func.round(Account.credits + _AMOUNT, 4)).execution_options(synchronize_session=False))
 
 
 def credits(value: float | Decimal) -> Decimal:
@@ -182,17 +192,12 @@ class BillingService(ExecutionListener):
     @staticmethod
     def _take(s: Session, account_id: str, amount: Decimal) -> bool:
         """Move `amount` out of the balance if it is there; never below zero, whoever else is spending."""
-        res = cast(CursorResult[Any], s.execute(update(Account)
-                                                .where(Account.id == account_id, Account.credits + EPSILON >= amount)
-                                                .values(credits=func.round(Account.credits - amount, 4))
-                                                .execution_options(synchronize_session=False)))
+        res = cast(CursorResult[Any], s.connection().execute(_TAKE, {"account_id": account_id, "amount": amount}))
         return res.rowcount == 1
 
     @staticmethod
     def _give(s: Session, account_id: str, amount: Decimal) -> None:
-        s.execute(update(Account).where(Account.id == account_id)
-                  .values(credits=func.round(Account.credits + amount, 4))
-                  .execution_options(synchronize_session=False))
+        s.connection().execute(_GIVE, {"account_id": account_id, "amount": amount})
 
     @staticmethod
     def _held(s: Session, execution_id: str) -> Decimal:
@@ -204,9 +209,14 @@ class BillingService(ExecutionListener):
         return credits(value or 0)
 
     @staticmethod
-    def _entry(s: Session, execution_id: str, node_id: str, kind: str) -> CreditEntry | None:
-        return s.scalar(select(CreditEntry).where(CreditEntry.execution_id == execution_id,
-                                                  CreditEntry.node_id == node_id, CreditEntry.kind == kind))
+    def _entry(s: Session, execution_id: str, node_id: str, kind: str) -> bool:
+        """Whether the ledger has this entry: one this transaction added and has not flushed yet, or a stored one
+        (asked on the connection: no flush of every pending change of the transaction first)."""
+        if any(isinstance(row, CreditEntry) and row.execution_id == execution_id and row.node_id == node_id
+               and row.kind == kind for row in s.new):
+            return True
+        return s.connection().scalar(_ENTRY, {"execution_id": execution_id, "node_id": node_id,
+                                              "kind": kind}) is not None
 
     # the lifecycle: queued (the hold), node completed (the charge), terminal (the release) ------------
     def on_queued(self, s: Session, *, account_id: str, sub: Submission, execution_id: str) -> None:
@@ -236,7 +246,7 @@ class BillingService(ExecutionListener):
                 return
             unit = self.unit_price(node.type, node.params, own=self.own_keys(ex.account_id))
             extra = credits(unit * (elements - 1))
-            if extra <= 0 or self._entry(s, execution_id, node.id, "hold") is not None:
+            if extra <= 0 or self._entry(s, execution_id, node.id, "hold"):
                 return  # free, or admitted by an earlier attempt of this execution
             if not self._take(s, ex.account_id, extra):
                 balance = credits(s.scalar(select(Account.credits).where(Account.id == ex.account_id)) or 0)
@@ -286,12 +296,12 @@ class BillingService(ExecutionListener):
     def _settle(self, s: Session, ex: Execution, node_id: str, amount: Decimal, row: ExecutionNode | None,
                 note: str | None = None) -> Decimal:
         """Charge `amount` for one node from the execution's hold (beyond it only if the balance allows)."""
-        if amount <= 0 or self._entry(s, ex.id, node_id, "charge") is not None:
+        if amount <= 0 or self._entry(s, ex.id, node_id, "charge"):
             return Decimal(0)
         held = self._held(s, ex.id)
         if amount > held:
             shortfall = amount - held
-            if self._entry(s, ex.id, node_id, "hold") is None and self._take(s, ex.account_id, shortfall):
+            if not self._entry(s, ex.id, node_id, "hold") and self._take(s, ex.account_id, shortfall):
                 s.add(CreditEntry(account_id=ex.account_id, kind="hold", amount=shortfall, execution_id=ex.id,
                                   node_id=node_id, note="settled beyond the estimate", created_at=self.clock.now()))
             else:
@@ -312,7 +322,7 @@ class BillingService(ExecutionListener):
     def on_terminal(self, s: Session, ex: Execution) -> None:
         """Give back whatever the execution still holds (however it ended)."""
         left = self._held(s, ex.id)
-        if left <= 0 or self._entry(s, ex.id, EXECUTION_WIDE, "release") is not None:
+        if left <= 0 or self._entry(s, ex.id, EXECUTION_WIDE, "release"):
             return
         self._give(s, ex.account_id, left)
         s.add(CreditEntry(account_id=ex.account_id, kind="release", amount=left, execution_id=ex.id,

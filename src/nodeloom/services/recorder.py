@@ -38,6 +38,8 @@ COALESCE_S = 0.005
 
 #: statements built once (building and keying one costs more than SQLite takes to answer it)
 _WITHOUT_GRAPH = [defer(Execution.graph), defer(Execution.inputs)]
+#: the execution row a batch writes to, built once (a `get` with loader options keys its statement on every call)
+_FENCED = select(Execution).options(*_WITHOUT_GRAPH).where(Execution.id == bindparam("execution_id"))
 _ALL_NODES = select(ExecutionNode).where(ExecutionNode.execution_id == bindparam("execution_id"))
 _SOME_NODES = _ALL_NODES.where(ExecutionNode.node_id.in_(bindparam("node_ids", expanding=True)))
 _COMPLETED_COUNT = select(func.count()).select_from(ExecutionNode).where(
@@ -149,7 +151,7 @@ class EventRecorder:
     def fenced(self, s: Session, claim: Claim) -> Execution:
         """The execution row, unless another attempt owns it now (LeaseLost). Its graph and inputs are not
         needed to record events: not loaded (nor parsed) for every batch."""
-        ex = s.get(Execution, claim.execution_id, options=_WITHOUT_GRAPH)
+        ex = s.scalars(_FENCED, {"execution_id": claim.execution_id}).first()
         if ex is None or ex.attempts != claim.attempt:
             raise LeaseLost()
         return ex
