@@ -6,8 +6,8 @@ Run: .venv/bin/python bench/bench_vs_comfyui.py [--rounds 5] [--runs 40] [--quic
 
 Started by the bench: one real ComfyUI (tests/support/comfyui.py, `--cpu`) and `nodeloom serve` as `make run`
 configures it (embedded SQLite + SQL queue, workers in the API process; the bench account's plan limits lifted),
-plus a second nodeloom with NODELOOM_SQLITE_SYNCHRONOUS=FULL (the power-loss-durable setting) for the rows that
-show what it costs. Both products are driven by the same headless polling client (httpx, one keep-alive
+the same with `--workers N` (executions in N worker processes beside the API process; `--workers 0` skips it), and
+one with NODELOOM_SQLITE_SYNCHRONOUS=FULL (the power-loss-durable setting) for the rows that show what it costs. Both products are driven by the same headless polling client (httpx, one keep-alive
 connection, a poll every --poll-ms):
 
 - ComfyUI: `POST /prompt`, then `GET /history/{id}` until it is there — `EmptyImage 64×64 (color c) → ImageInvert
@@ -293,6 +293,8 @@ def main() -> int:
     ap.add_argument("--chains", default=",".join(map(str, CHAINS)))
     ap.add_argument("--quick", action="store_true", help="fewer runs (a smoke run, not figures)")
     ap.add_argument("--no-full", action="store_true", help="skip the NODELOOM_SQLITE_SYNCHRONOUS=FULL server")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="also measure `serve --workers N` (executions in N worker processes); 0 skips it")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.runs, args.throughput, args.throughput_rounds = 2, 10, 100, 1
@@ -306,11 +308,13 @@ def main() -> int:
     comfy_server = ComfyServer(work / "comfyui").start()
     most = max([*chains, CACHED_CHAIN, 10]) + 10
     servers = [BenchServer(NODELOOM_MAX_NODES=str(most))]
+    sides: list[Side] = [Comfy(comfy_server, poll_s), Loom("nodeloom", servers[0], poll_s)]
+    if args.workers:
+        servers.append(BenchServer(NODELOOM_MAX_NODES=str(most), NODELOOM_WORKER_PROCESSES=str(args.workers)))
+        sides.append(Loom(f"nodeloom --workers {args.workers}", servers[-1], poll_s))
     if not args.no_full:
         servers.append(BenchServer(NODELOOM_MAX_NODES=str(most), NODELOOM_SQLITE_SYNCHRONOUS="FULL"))
-    sides: list[Side] = [Comfy(comfy_server, poll_s), Loom("nodeloom", servers[0], poll_s)]
-    if not args.no_full:
-        sides.append(Loom("nodeloom FULL", servers[1], poll_s))
+        sides.append(Loom("nodeloom FULL", servers[-1], poll_s))
     colors = {s.name: Colors(1000 + 100_003 * i) for i, s in enumerate(sides)}
     fig = Figures()
     failures: dict[str, str] = {}
@@ -337,7 +341,8 @@ def main() -> int:
         print(f"throughput: {args.throughput_rounds} rounds of {args.throughput} back to back …", flush=True)
         alternate(sides, args.throughput_rounds, rate)
 
-        chain_sides = sides[:2]  # the FULL server adds nothing per node (one batch of events is one commit either way)
+        # the FULL server adds nothing per node (one batch of events is one commit either way)
+        chain_sides = [side for side in sides if not side.name.endswith("FULL")]
         for n in chains:
             runs = 5 if n <= 10 else 2 if n <= 100 else 1
             rounds = 3 if n <= 500 else 2

@@ -23,6 +23,7 @@ from nodeloom.demo import ensure_demo
 from nodeloom.errors import ApiError
 from nodeloom.localrun import run_local
 from nodeloom.logs import configure_logging
+from nodeloom.processes import WorkerProcesses
 from nodeloom.services.comfyui.supervisor import ComfyUIStartError, ComfyUISupervisor, SupervisorThread
 from nodeloom.settings import Settings, scrub_secret_environment
 from nodeloom.storage.blobs import make_blob_store
@@ -103,10 +104,19 @@ def migrate() -> None:
 def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
           demo: Annotated[bool, typer.Option(help="Create (once) and print a demo account")] = False,
-          comfyui: Annotated[Path | None, typer.Option("--comfyui", metavar="PATH", help=COMFYUI_HELP)] = None) -> None:
+          comfyui: Annotated[Path | None, typer.Option("--comfyui", metavar="PATH", help=COMFYUI_HELP)] = None,
+          workers: Annotated[int | None, typer.Option(
+              "--workers", min=0, max=64, help="Worker processes to run executions in (0: in the API process). "
+              "Default: NODELOOM_WORKER_PROCESSES")] = None) -> None:
     """Run the API server with its embedded workers (SQLite + local files on the embedded default)."""
 
+    child_env = dict(os.environ)  # the worker children's (read before the secrets are scrubbed from ours)
     settings = _start_comfyui(comfyui, Settings())
+    processes = settings.worker_processes if workers is None else workers
+    if processes and settings.queue != "sql":
+        err_console.print("[red]error:[/] --workers runs the embedded queue's workers; with NODELOOM_QUEUE=celery run "
+                          "`nodeloom worker` processes instead")
+        raise typer.Exit(2)
     services = build(settings, migrate=True)
     # read once into Settings (and declared node secrets into the runner): nodes and child processes never see them
     scrub_secret_environment(node_secrets=node_secret_names(services.runnable))
@@ -128,7 +138,19 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.
                       "-H 'Prefer: wait=30' -d '{\"inputs\": {}}'\n", soft_wrap=True)
 
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(create_app(settings, services=services), host=host, port=port, log_config=None, access_log=False)
+    children = None
+    if processes:
+        if settings.comfyui_local_url:  # the `--comfyui` child this process runs serves the workers' segments too
+            child_env["NODELOOM_COMFYUI_URLS"] = ",".join([*settings.comfyui_urls, settings.comfyui_local_url])
+        children = WorkerProcesses(processes, concurrency=settings.worker_concurrency, env=child_env,
+                                   sockets=settings.run_dir)
+        children.start()
+    try:
+        uvicorn.run(create_app(settings, services=services, run_workers=False if processes else None), host=host,
+                    port=port, log_config=None, access_log=False)
+    finally:
+        if children is not None:
+            children.stop()
 
 
 @accounts_app.command("create")

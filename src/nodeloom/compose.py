@@ -52,7 +52,7 @@ from nodeloom.services.files import FileService
 from nodeloom.services.health import Readiness
 from nodeloom.services.heartbeat import Heartbeat
 from nodeloom.services.hosted import HostedModels
-from nodeloom.services.hub import EventHub, RedisEventHub, WorkSignal
+from nodeloom.services.hub import EventHub, LocalBus, LocalBusHub, LocalBusWorkSignal, RedisEventHub, WorkSignal
 from nodeloom.services.idempotency import IdempotencyService
 from nodeloom.services.lifecycle import Lifecycle
 from nodeloom.services.limits import LimitsService
@@ -150,6 +150,8 @@ class Services:
         self.sandbox.close()
         if isinstance(self.hub, RedisEventHub):
             self.hub.close()
+        if isinstance(self.hub, LocalBusHub):
+            self.hub.bus.close()
         self.db.dispose()
 
 
@@ -193,8 +195,15 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     idempotency = IdempotencyService(db, clock=clock, ttl_seconds=settings.idempotency_hours * 3600)
 
     # the queue and the signals around it
-    hub: EventHub = RedisEventHub(settings.redis_url) if settings.redis_url else EventHub()
-    work = WorkSignal()
+    hub: EventHub
+    work: WorkSignal
+    if settings.redis_url:
+        hub, work = RedisEventHub(settings.redis_url), WorkSignal()
+    elif settings.queue == "sql":  # processes of this machine wake each other (`serve --workers N`)
+        bus = LocalBus(settings.run_dir)
+        hub, work = LocalBusHub(bus), LocalBusWorkSignal(bus)
+    else:
+        hub, work = EventHub(), WorkSignal()
     sql_queue = SqlQueue(db, clock=clock, lease_seconds=settings.lease_seconds, cap_filter=limiter.claim_room)
     queue: QueueBackend = sql_queue
     celery: Any = None

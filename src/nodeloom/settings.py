@@ -98,6 +98,8 @@ class Settings(BaseSettings):
 
     # workers and scheduling (every schedule is configuration, so tests use seconds)
     embedded_workers: bool = True
+    #: `serve`: worker processes beside the API process (0: executions run in the API process itself)
+    worker_processes: int = Field(default=0, ge=0, le=64)
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     #: what one execution's node outputs may hold in memory at once (decoded images, buffers); past it the node
     #: that would cross it fails `node_memory`
@@ -305,6 +307,11 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return (self.data_dir / "files").resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        """The wake-up sockets of the processes sharing this data dir (`services.hub.LocalBus`)."""
+        return (self.data_dir / "run").resolve()
 
     def provider_config(self) -> ProviderConfig:
         """The vendor settings as the `providers` service (`HostedModels`) takes them: a frozen view, so the

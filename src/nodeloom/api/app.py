@@ -18,6 +18,7 @@ from nodeloom.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from nodeloom.api.ratelimit import RateLimitMiddleware
 from nodeloom.api.routes import auth, executions, files, keys, nodes, providers, usage, webhooks, workflows
 from nodeloom.compose import Services, build
+from nodeloom.services.hub import LocalBusHub
 from nodeloom.settings import Settings
 
 log = logging.getLogger("nodeloom.api")
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        if isinstance(svc.hub, LocalBusHub):
+            svc.hub.listen()  # changes recorded by worker processes wake this process's waiters
         task = asyncio.create_task(svc.worker().run(stop)) if workers_enabled else None
         try:
             yield

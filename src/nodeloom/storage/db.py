@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: threads queue on the lock, processes on SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -56,15 +62,52 @@ class Database:
         self._read_factory = sessionmaker(read_engine, expire_on_commit=False)
         #: SQLite has one writer at a time. Threads of this process queue on a lock that wakes the next one
         #: the moment the writer commits, instead of polling the database lock through SQLite's busy
-        #: handler (which sleeps 1, 2, 5, 10 … ms between tries); other processes still meet busy_timeout.
+        #: handler (which sleeps 1, 2, 5, 10 … ms between tries); processes sharing the file queue the same way
+        #: on an flock of a file beside it (the kernel wakes the next one; a process that dies releases it).
         self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        database = self.engine.url.database if self.is_sqlite else None
+        self._lock_path = f"{database}.write-lock" if database and database != ":memory:" else None
+        self._lock_fd: tuple[int, int] | None = None  # (pid, fd): a forked child opens its own
+        self._depth = 0  # nested write() calls of the thread that holds the lock
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The write lock: this process's threads, then (outermost only) the processes sharing the file."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            self._depth += 1
+            fd = self._process_lock() if self._depth == 1 else None
+            try:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # waits without the GIL
+                try:
+                    yield
+                finally:
+                    if fd is not None:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                self._depth -= 1
+
+    def _process_lock(self) -> int | None:
+        if self._lock_path is None or fcntl is None:
+            return None
+        pid = os.getpid()
+        if self._lock_fd is None or self._lock_fd[0] != pid:
+            try:
+                self._lock_fd = (pid, os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError:  # a read-only directory: SQLite's own busy handling still applies
+                self._lock_path = None
+                return None
+        return self._lock_fd[1]
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success. Callbacks in `session.info["after_commit"]` run
         once it has committed (e.g. publishing a broker message for a row that now exists)."""
         with self._factory() as session:
-            with self._write_lock or nullcontext(), session.begin():
+            with self._locked(), session.begin():
                 yield session
             for callback in session.info.pop("after_commit", []):
                 callback()
@@ -76,3 +119,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None and self._lock_fd[0] == os.getpid():
+            os.close(self._lock_fd[1])
+        self._lock_fd = None

@@ -203,7 +203,8 @@ _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In a child between fork and exec (`preexec_fn`): SIGTERM when the thread that started it dies."""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -389,7 +390,7 @@ class ComfyUISupervisor:
             try:
                 return subprocess.Popen(command, cwd=self._source, env=self._env, stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=die_with_parent)
             except OSError as exc:
                 raise ComfyUIStartError(f"cannot run {command[0]}: {exc}") from exc
 
