@@ -431,11 +431,12 @@ def table(results: dict[str, dict[str, Samples]], cfg: Config) -> str:
     return "\n".join(lines)
 
 
-def describe(cfg: Config, poll_ms: float | None) -> str:
+def describe(cfg: Config, poll_ms: float | None, workers: int = 0) -> str:
     told = ("nodeloom's client told of the end (Prefer: wait on execute for one run; for a burst one poll, then the "
             "SSE events while a run has not ended)"
             if poll_ms is None else f"nodeloom polled every {poll_ms:g} ms")
-    return (f"ComfyUI (CPU) called directly vs. through nodeloom serve (embedded SQLite + SQL queue, plan limits "
+    serve = f"serve --workers {workers}" if workers else "serve"
+    return (f"ComfyUI (CPU) called directly vs. through nodeloom {serve} (embedded SQLite + SQL queue, plan limits "
             f"lifted); {cfg.rounds} alternating rounds each; latency: {cfg.light_runs} (3-node) / {cfg.heavy_runs} "
             f"(blur) sequential runs per side per round; throughput: median of the rounds; {told}; every run a "
             f"distinct color")
@@ -444,7 +445,7 @@ def describe(cfg: Config, poll_ms: float | None) -> str:
 # --- the bench itself --------------------------------------------------------------------------------------------
 
 async def bench(comfy_url: str, nodeloom_url: str, key: str, cfg: Config, *, poll_ms: float | None = None,
-                log: Callable[[str], None] = print) -> str:
+                workers: int = 0, log: Callable[[str], None] = print) -> str:
     """Measure everything against running servers; the table (printed by the caller)."""
     colors = Colors()
     direct, nodeloom = Direct(comfy_url, colors), Nodeloom(nodeloom_url, key, colors,
@@ -456,7 +457,7 @@ async def bench(comfy_url: str, nodeloom_url: str, key: str, cfg: Config, *, pol
     finally:
         await direct.close()
         await nodeloom.close()
-    return describe(cfg, poll_ms) + "\n\n" + table(results, cfg)
+    return describe(cfg, poll_ms, workers) + "\n\n" + table(results, cfg)
 
 
 def main() -> int:
@@ -465,6 +466,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds per figure (default 5)")
     parser.add_argument("--poll-ms", type=float, default=None,
                         help="poll GET …/poll this often instead of being told of the end (the old client)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run nodeloom as `serve --workers N` (executions in N worker processes)")
     args = parser.parse_args()
     cfg = Config(rounds=2, light_runs=5, heavy_runs=2, light_burst=20, heavy_burst=4) if args.quick else Config()
     if args.rounds is not None:
@@ -482,9 +485,9 @@ def main() -> int:
     comfy = ComfyServer(Path(tempfile.mkdtemp(prefix="nodeloom-bench-comfyui-")), env=env).start()
     srv = None
     try:
-        srv = BenchServer(NODELOOM_COMFYUI_URLS=comfy.url)
+        srv = BenchServer(NODELOOM_COMFYUI_URLS=comfy.url, NODELOOM_WORKER_PROCESSES=str(args.workers))
         print(f"ComfyUI {comfy.url} and nodeloom {srv.url} up in {time.perf_counter() - t0:.1f} s", flush=True)
-        print(asyncio.run(bench(comfy.url, srv.url, srv.key, cfg, poll_ms=args.poll_ms,
+        print(asyncio.run(bench(comfy.url, srv.url, srv.key, cfg, poll_ms=args.poll_ms, workers=args.workers,
                                 log=lambda s: print(s, flush=True))))
     finally:
         if srv is not None:
