@@ -150,8 +150,8 @@ class Services:
         self.sandbox.close()
         if isinstance(self.hub, RedisEventHub):
             self.hub.close()
-        if isinstance(self.hub, LocalBusHub):
-            self.hub.bus.close()
+        if isinstance(self.work, LocalBusWorkSignal):
+            self.work.bus.close()
         self.db.dispose()
 
 
@@ -196,14 +196,14 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
 
     # the queue and the signals around it
     hub: EventHub
-    work: WorkSignal
+    work: WorkSignal = WorkSignal()
+    bus = LocalBus(settings.run_dir) if settings.queue == "sql" else None
+    if bus is not None:  # the sql queue's processes on this machine wake each other (`serve --workers N`)
+        work = LocalBusWorkSignal(bus)
     if settings.redis_url:
-        hub, work = RedisEventHub(settings.redis_url), WorkSignal()
-    elif settings.queue == "sql":  # processes of this machine wake each other (`serve --workers N`)
-        bus = LocalBus(settings.run_dir)
-        hub, work = LocalBusHub(bus), LocalBusWorkSignal(bus)
+        hub = RedisEventHub(settings.redis_url)
     else:
-        hub, work = EventHub(), WorkSignal()
+        hub = LocalBusHub(bus) if bus is not None else EventHub()
     sql_queue = SqlQueue(db, clock=clock, lease_seconds=settings.lease_seconds, cap_filter=limiter.claim_room)
     queue: QueueBackend = sql_queue
     celery: Any = None
