@@ -6,15 +6,15 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: threads queue on the lock, processes on SQLite's busy handler
     fcntl = None  # type: ignore[assignment]
-from typing import Any
-
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
 
 #: SQLite's `synchronous` levels we allow: NORMAL (WAL: a commit survives any process crash) and FULL (WAL: it also
 #: survives power loss — the WAL is fsync'd at every commit)
