@@ -164,7 +164,7 @@ def build(settings: Settings, *, clock: Clock | None = None, resolver: Resolver 
     url = settings.resolved_database_url
     if migrate:
         upgrade(url)
-    db = Database(url, synchronous=settings.sqlite_synchronous)
+    db = Database(url, synchronous=settings.sqlite_synchronous, cache_kib=settings.sqlite_cache_kib)
     worker_id = make_worker_id()
 
     # who and what: files, accounts, people, vendor keys and the hosted models they unlock

@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     #: the process (and of every process); FULL — it also survives power loss or a kernel panic (an fsync at
     #: every commit). PostgreSQL's own `synchronous_commit` decides there.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: SQLite only: the page cache of each pooled connection, KiB (docs/deployment.md "Sizing")
+    sqlite_cache_kib: int = Field(default=256, ge=16, le=1024 * 1024)
     max_params_bytes: int = Field(default=64 * 1024, ge=256)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)

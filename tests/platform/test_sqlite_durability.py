@@ -45,3 +45,18 @@ def test_every_connection_of_the_server_uses_the_chosen_level(tmp_path: Path, ch
 def test_database_refuses_other_levels(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Database(f"sqlite:///{tmp_path / 'x.db'}", synchronous="OFF")
+
+
+@pytest.mark.parametrize("overrides, kib", [({}, 256), ({"sqlite_cache_kib": 1024}, 1024)])
+def test_every_connection_keeps_a_small_page_cache_of_its_own(tmp_path: Path, overrides: dict[str, int],
+                                                              kib: int) -> None:
+    """Up to 40 pooled connections each keep a page cache: SQLite's 2,000 KiB default made a server's memory creep up
+    as the database grew (bench/soak_rss.py); NODELOOM_SQLITE_CACHE_KIB sets it, 256 KiB by default."""
+    services = build(make_settings(tmp_path, **overrides), migrate=True)
+    try:
+        with services.db.read() as s:
+            assert s.execute(text("PRAGMA cache_size")).scalar_one() == -kib
+        with services.db.write() as s:
+            assert s.execute(text("PRAGMA cache_size")).scalar_one() == -kib
+    finally:
+        asyncio.run(services.aclose())

@@ -21,7 +21,13 @@ except ImportError:  # pragma: no cover - Windows: threads queue on the lock, pr
 SYNCHRONOUS = ("NORMAL", "FULL")
 
 
-def make_engine(url: str, *, synchronous: str = "NORMAL", **kwargs: Any) -> Engine:
+#: SQLite's page cache per connection (KiB). Each pooled connection keeps its own (SQLite's default is 2,000 KiB); with
+#: up to 40 pooled connections a server's memory crept up by that much as the database outgrew what they had cached
+#: (`bench/soak_rss.py`). The operating system's page cache is shared by all of them and holds the rest.
+SQLITE_CACHE_KIB = 256
+
+
+def make_engine(url: str, *, synchronous: str = "NORMAL", cache_kib: int = SQLITE_CACHE_KIB, **kwargs: Any) -> Engine:
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
     if url.startswith("sqlite"):
@@ -36,6 +42,7 @@ def make_engine(url: str, *, synchronous: str = "NORMAL", **kwargs: Any) -> Engi
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA cache_size=-{int(cache_kib)}")  # KiB (negative: a size, not pages)
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -52,10 +59,10 @@ def make_engine(url: str, *, synchronous: str = "NORMAL", **kwargs: Any) -> Engi
 class Database:
     """Owns the engine; hands out sessions. `write()` commits on success; `read()` never writes."""
 
-    def __init__(self, url: str, *, synchronous: str = "NORMAL"):
+    def __init__(self, url: str, *, synchronous: str = "NORMAL", cache_kib: int = SQLITE_CACHE_KIB):
         self.url = url
         self.synchronous = synchronous
-        self.engine = make_engine(url, synchronous=synchronous)
+        self.engine = make_engine(url, synchronous=synchronous, cache_kib=cache_kib)
         self.is_sqlite = url.startswith("sqlite")
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         read_engine = self.engine.execution_options(sqlite_begin="DEFERRED") if self.is_sqlite else self.engine
