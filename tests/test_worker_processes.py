@@ -161,6 +161,7 @@ def test_a_progress_datagram_alone_does_not_wake_a_listener_for_the_end(tmp_path
             hub.bus.close()
 
     asyncio.run(main())
+    assert folder.stat().st_mode & 0o777 == 0o700  # made by the bus: other users cannot write to its sockets
 
 
 HOLDER = textwrap.dedent("""

@@ -154,7 +154,7 @@ class LocalBus:
         path = self.folder / f"{role}-{os.getpid()}-{secrets.token_hex(4)}.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # only this user's processes may write to it
             sock.bind(str(path))
         except OSError as exc:
             sock.close()
